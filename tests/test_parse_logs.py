@@ -645,3 +645,12 @@ def test_match_formats_lists_ids_in_table_order():
     assert ids == ["val_step_colon", "train_step_time_ms"]
     assert match_formats('log0(f"step:{s}/{t} val_loss:{a} val_bpb:{b}")') == []
     assert set(FORMAT_IDS) >= {"final_colon", "final_eq", "total_size", "budget_line", "gptq_timing"}
+
+
+def test_env_echo_and_kv_dump_hyperparameters(corpus_logs):
+    run = _find(corpus_logs, "2026-04-04_GDN", "hybrid_gdn_1xh100_600s_seq32768_s42.txt").runs[0]
+    assert run.hyperparameters["SEED"] == "42" and run.hyperparameters["MAX_WALLCLOCK_SECONDS"] == "600"
+    assert run.hyperparameter_lines["SEED"] == 13
+    text = "GPTQ_RESERVE_SECONDS=8 MAX_WALLCLOCK_SECONDS=600\n  FORCE_STOP_STEP=4945\nstep:0/10 val_loss:1 val_bpb:2\n"
+    hp = parse_log(text, "x.log").runs[0].hyperparameters
+    assert hp == {"GPTQ_RESERVE_SECONDS": "8", "MAX_WALLCLOCK_SECONDS": "600", "FORCE_STOP_STEP": "4945"}

@@ -221,6 +221,7 @@ _HPARAM_HEADER = re.compile(r"^(?:Hyperparameters:|--- Hyperparameters ---)\s*$"
 _HPARAM_ITEM = re.compile(r"^\s+(?P<k>[A-Za-z_][\w.\-]*): ?(?P<v>.*?)\s*$")
 _KV_EQ_LINE = re.compile(r"^[A-Za-z_][\w.]*=\S*(?:\s+[A-Za-z_][\w.]*=\S*)+\s*$")
 _KV_ANY_LINE = re.compile(r"^[A-Za-z_][\w.]*[:=]\S*(?:\s+[A-Za-z_][\w.]*[:=]\S*)*\s*$")
+_ENV_LINE = re.compile(r"^\s*(?P<k>[A-Z][A-Z0-9_]{1,63})=(?P<v>\S*)\s*$")  # "  SEED=42" launch echo
 _KV_SINGLE_LINE = re.compile(r"^[A-Za-z_][\w.]*: \S+\s*$")
 _KV_TOKEN = re.compile(r"([A-Za-z_][\w.]*)[:=](\S*)")
 _HEADER_END = re.compile(r"^(?:warmup|loop_warmup|warmup_step)")
@@ -1071,7 +1072,7 @@ def _parse_into(log: LogFile, raw: bytes) -> None:
         for fmt, m in matches:
             builder.apply(fmt, m, line_no, line)
 
-        # k=v dumps (ternary / JEPA / env lines) anywhere; k:v header lines before training.
+        # k=v dumps (ternary / JEPA / env lines) anywhere; env echoes and k:v lines before training.
         if not builder.header_done and _HEADER_END.match(line):
             builder.header_done = True
         if matches and matches[0][0].group in ("val_step", "train_progress"):
@@ -1079,6 +1080,8 @@ def _parse_into(log: LogFile, raw: bytes) -> None:
         if "=" in line and _KV_EQ_LINE.match(line):
             for key, value in _KV_TOKEN.findall(line):
                 builder.add_hparam(key, value, line_no)
+        elif not builder.header_done and "=" in line and (env := _ENV_LINE.match(line)):
+            builder.add_hparam(env["k"], env["v"], line_no)
         elif not builder.header_done and ":" in line and not line[0].isspace():
             if _KV_ANY_LINE.match(line):
                 for key, value in _KV_TOKEN.findall(line):
