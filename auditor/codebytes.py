@@ -55,6 +55,8 @@ _RELEVANT_TEXT_RE = re.compile(
     r"import|exec|compile|run_path|load|spec_from_file|SourceFileLoader|subprocess|system|popen|spawn"
     r"|sys\.path|__file__|os\.path|Path|" + _SOURCE_MENTION_RE.pattern
 )
+_RELEVANT_IMPORT_PREFIXES = ("torch.utils.cpp_extension", "importlib", "runpy", "subprocess", "os.path", "os.system",
+                             "os.popen", "pathlib", "builtins")
 _MAX_PATH_LITERAL = 4096
 _MENTION_REASONS = frozenset({"named by a path expression", "named by a string literal", "named by an f-string"})
 _MAX_CANDIDATES = 16
@@ -151,8 +153,9 @@ class _ModuleScanner(cst.CSTVisitor):
         """One pass over the top-level statements whose text can hold a reference, then
         resolution of what was found (names bound later in the file resolve too)."""
         self._collect_module_bindings()
+        aliased = self._relevant_aliases()
         for top, text in zip(self.module.body, _top_level_texts(self.module, self.source, self.positions)):
-            if _RELEVANT_TEXT_RE.search(text):
+            if _RELEVANT_TEXT_RE.search(text) or (aliased is not None and aliased.search(text)):
                 self.top = top
                 top.visit(self)
         for top, handler, node in self.pending:
@@ -176,7 +179,10 @@ class _ModuleScanner(cst.CSTVisitor):
             statement = pending.pop()
             if isinstance(statement, cst.SimpleStatementLine):
                 for small in statement.body:
-                    self._bind(small)
+                    if isinstance(small, (cst.Import, cst.ImportFrom)):
+                        self._alias(small)
+                    else:
+                        self._bind(small)
                 continue
             blocks: list[cst.CSTNode | None] = []
             if isinstance(statement, (cst.If, cst.With)):
@@ -191,6 +197,14 @@ class _ModuleScanner(cst.CSTVisitor):
                     pending.append(block)
                 elif isinstance(block, cst.IndentedBlock):
                     pending.extend(block.body)
+
+    def _relevant_aliases(self) -> re.Pattern[str] | None:
+        """Local names that module-level imports give to loaders, so that a call spelled
+        ``build_extension(...)`` (``from torch.utils.cpp_extension import load as
+        build_extension``) still marks its statement as worth walking."""
+        names = [local for local, target in self.aliases.items()
+                 if target.startswith(_RELEVANT_IMPORT_PREFIXES) and not _RELEVANT_TEXT_RE.search(local)]
+        return re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
 
     def _bind(self, node: cst.CSTNode) -> None:
         if isinstance(node, cst.Assign):
@@ -359,25 +373,35 @@ class _ModuleScanner(cst.CSTVisitor):
     def visit_Import(self, node: cst.Import) -> None:
         line = self.line_of(node)
         for alias in node.names:
-            full = dotted_name(alias.name) or ""
-            self.imports.append(_Import(full, (), 0, line))
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.aliases[alias.asname.name.value] = full
-            else:
-                head = full.split(".")[0]
-                self.aliases.setdefault(head, head)
+            self.imports.append(_Import(dotted_name(alias.name) or "", (), 0, line))
+        self._alias(node)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         module = dotted_name(node.module) if node.module is not None else ""
         names = ("*",) if isinstance(node.names, cst.ImportStar) else tuple(dotted_name(a.name) or "" for a in node.names)
         self.imports.append(_Import(module or "", names, len(node.relative), self.line_of(node)))
-        if not node.relative and module and not isinstance(node.names, cst.ImportStar):
+        self._alias(node)
+
+    def _alias(self, node: cst.Import | cst.ImportFrom) -> None:
+        """Record local name -> qualified name for call resolution."""
+        if isinstance(node, cst.Import):
             for alias in node.names:
-                name = dotted_name(alias.name) or ""
-                local = name
+                full = dotted_name(alias.name) or ""
                 if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                    local = alias.asname.name.value
-                self.aliases[local] = f"{module}.{name}"
+                    self.aliases[alias.asname.name.value] = full
+                else:
+                    head = full.split(".")[0]
+                    self.aliases.setdefault(head, head)
+            return
+        module = dotted_name(node.module) if node.module is not None else ""
+        if node.relative or not module or isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            name = dotted_name(alias.name) or ""
+            local = name
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.aliases[local] = f"{module}.{name}"
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._bind(node)

@@ -293,6 +293,25 @@ KERNEL_DIR = os.path.join(os.path.dirname(__file__), "cuda")
     ]
 
 
+def test_aliased_loader_call_is_found_in_an_otherwise_plain_function():
+    trainer = '''import os
+from torch.utils.cpp_extension import load as build_extension
+
+KERNELS = [os.path.join(os.path.dirname(__file__), "csrc", "smear_gate.cu")]
+
+
+def smear_gate_module():
+    return build_extension(name="smear_gate", sources=KERNELS)
+'''
+    record = {ENTRY: trainer, "csrc/smear_gate.cu": "__global__ void smear() {}\n"}
+    sizes, read_text = make_folder(record)
+    accounting = account_code(unwrap(ENTRY, trainer, read_text), sizes, read_text)
+    kernel = accounting.files[1]
+    assert kernel.path == "csrc/smear_gate.cu"
+    assert kernel.reason == "native source built by torch.utils.cpp_extension.load"
+    assert kernel.line == 8
+
+
 def test_relative_imports_and_their_problems():
     record = {
         ENTRY: "from model.blocks import Block\nfrom .. import sibling_record\n",
