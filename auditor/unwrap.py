@@ -385,6 +385,8 @@ _MODULE_CONSTANTS = {
     "zlib": re.compile(r"MAX_WBITS|DEF_BUF_SIZE"),
 }
 _BUILTIN_NAMES = _MODULE_FUNCTIONS["builtins"]
+# imported while the interpreter starts, so a same-named file in the folder cannot replace them
+_PRELOADED_MODULES = {"builtins", "sys", "os", "io", "codecs"}
 
 _EXEC_FUNCTIONS = {"builtins.exec", "builtins.eval", "runpy.run_path"}
 
@@ -703,16 +705,17 @@ class _LayerInterpreter:
                 full = dotted_name(alias.name) or ""
                 self.imports.append(LayerImport(full, (), 0, line))
                 if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                    self.env[alias.asname.name.value] = self.module_value(full)
+                    self.env[alias.asname.name.value] = self.module_value(full, node)
                 else:
                     head = full.split(".")[0]
-                    self.env[head] = self.module_value(head)
+                    self.env[head] = self.module_value(head, node)
             return
         base = dotted_name(node.module) if node.module is not None else ""
         level = len(node.relative)
         if isinstance(node.names, cst.ImportStar):
             self.imports.append(LayerImport(base or "", ("*",), level, line))
             if level == 0 and base in _MODELLED_MODULES:
+                self.check_not_shadowed(base, node)
                 self.star_modules.append(base)
             return
         names = tuple(dotted_name(alias.name) or "" for alias in node.names)
@@ -722,10 +725,33 @@ class _LayerInterpreter:
             if level or base not in _MODELLED_MODULES:
                 self.env[local] = _Unresolved(("." * level) + f"{base}.{name}".strip("."))
             else:
+                self.check_not_shadowed(base, node)
                 self.env[local] = self.module_member(base, name, None)
 
-    def module_value(self, name: str) -> object:
-        return _ModuleRef(name) if name in _MODELLED_MODULES else _Unresolved(name)
+    def module_value(self, name: str, node: cst.CSTNode | None = None) -> object:
+        if name not in _MODELLED_MODULES:
+            return _Unresolved(name)
+        self.check_not_shadowed(name, node)
+        return _ModuleRef(name)
+
+    def check_not_shadowed(self, name: str, node: cst.CSTNode | None) -> None:
+        """The script's folder comes first on sys.path, so a ``base64.py`` shipped in the
+        record folder would replace the decoder the wrapper names and run instead of it.
+        Interpreting the call with the standard module would then show the wrong code."""
+        top = name.split(".")[0]
+        if top in _PRELOADED_MODULES:
+            return
+        for candidate in (f"{top}.py", f"{top}/__init__.py"):
+            try:
+                present = self.limits.read_sibling(candidate) is not None
+            except (OSError, ValueError):
+                present = True
+            if present:
+                message = (f"the record folder has its own {candidate}, which would run instead of the "
+                           f"{top} module the wrapper imports")
+                if node is None:
+                    raise UnwrapError(message, self.file, None, self.layer_index)
+                raise self.error(node, message)
 
     def assign(self, node: cst.CSTNode) -> None:
         if isinstance(node, cst.Assign):
@@ -1092,6 +1118,7 @@ class _LayerInterpreter:
             target = args[0] if name == "importlib.import_module" else args[0].split(".")[0]
             if target not in _MODELLED_MODULES:
                 raise self.error(node, f"{function}({args[0]!r}) imports a module a wrapper may not use")
+            self.check_not_shadowed(target, node)
             return _ModuleRef(target)
         if name in ("builtins.open", "io.open"):
             file, mode = self.expect(node, args, kwargs, ("file", "mode", "buffering", "encoding", "errors", "newline"), 1,

@@ -93,7 +93,11 @@ ENTRY = "train_gpt.py"
 
 
 def no_siblings(path: str) -> str | None:
-    raise AssertionError(f"unexpected sibling read of {path}")
+    """An empty record folder besides the entry (the unwrapper probes it for module files
+    that would shadow the decoders a wrapper imports)."""
+    if not path.endswith((".py", "/__init__.py")):
+        raise AssertionError(f"unexpected sibling read of {path}")
+    return None
 
 
 def folder(files: dict[str, str | bytes]):
@@ -338,6 +342,20 @@ def test_layer_imports_are_recorded():
         ("lzma", (), 1), ("base64", (), 1), ("os", ("path",), 2), ("zlib", (), 3)]
 
 
+@pytest.mark.parametrize("shadow", ["base64.py", "lzma/__init__.py"])
+def test_a_folder_module_shadowing_a_decoder_fails_closed(shadow):
+    # base64.py in the record folder would be imported instead of the standard module, so
+    # decoding with the standard one would show code that never runs
+    wrapper = make_wrapper(TRAIN_SNIPPET, codec="lzma+b85")
+    read = folder({shadow: "def b85decode(s):\n    return open('real_payload.xz', 'rb').read()\n"})
+    with pytest.raises(UnwrapError, match=f"has its own {shadow}, which would run instead") as info:
+        unwrap(ENTRY, wrapper, read)
+    assert info.value.line == 1
+    # modules loaded at interpreter start-up cannot be replaced that way
+    stub = 'import os\nexec(open(os.path.join(os.path.dirname(__file__), "train_gpt_decode.py")).read())\n'
+    assert unwrap(ENTRY, stub, folder({"os.py": "", DECODE: TRAIN_SNIPPET})).source == TRAIN_SNIPPET
+
+
 # ---------------------------------------------------------------------------------------
 # Nesting
 
@@ -396,7 +414,9 @@ def test_exec_sibling_stubs(stub, sibling):
     layer = result.layers[0]
     assert layer.sibling == sibling and layer.codecs == () and layer.file == ENTRY
     assert result.wrapper_name() == f"exec stub in train_gpt.py running {sibling}"
-    assert read.asked == [sibling]
+    # besides the sibling, only probes for a shadowing pathlib module
+    assert read.asked.count(sibling) == 1
+    assert set(read.asked) <= {sibling, "pathlib.py", "pathlib/__init__.py"}
 
 
 def test_runpy_stub_runs_the_sibling_as_its_own_file():
