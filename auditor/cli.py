@@ -1,0 +1,226 @@
+"""The ``pgolf-audit`` command line.
+
+``pgolf-audit PATH...`` audits record folders (it is the ``check`` command; naming it is
+optional). With no PATH it audits the bundled example record. Exit codes: 0 pass (or only
+findings below --fail-on), 1 findings at/above --fail-on, 2 incomplete audit or usage error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from . import __version__, registry
+from .audit import AuditOptions, audit_paths
+from .model import AuditReport, Verdict
+from .render import RENDERERS, render
+from .rulebase import NON_RECORD_TRACK, RECORD_TRACK
+from .ruleset import RulesetError, available as available_rulesets
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
+
+TRACK_ALIASES = {
+    RECORD_TRACK: RECORD_TRACK, "10min_16mb": RECORD_TRACK, "record": RECORD_TRACK,
+    NON_RECORD_TRACK: NON_RECORD_TRACK, "non_record_16mb": NON_RECORD_TRACK, "non-record-16mb": NON_RECORD_TRACK,
+    "non-record": NON_RECORD_TRACK, "non_record": NON_RECORD_TRACK,
+}
+
+# Subcommands that live in heavier modules are imported only when used, so that
+# `pgolf-audit PATH` never imports torch or the rerun machinery.
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "bpb": ("pgolf_audit.reference_impl.commands", "bpb_command", "Byte accounting of a tokenizer over validation shards (LUT vs exact)."),
+    "demo": ("pgolf_audit.reference_impl.commands", "demo_command", "Build, train and audit a tiny reference record folder."),
+}
+
+
+class UsageFailure(click.ClickException):
+    """A usage or configuration error: exit code 2, never confused with 'findings' (1)."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
+class AuditGroup(click.Group):
+    """A group whose default command is ``check``: ``pgolf-audit PATH`` == ``pgolf-audit check PATH``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.list_commands(ctx) and args[0] not in ("--help", "-h", "--version")):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None or name not in LAZY_COMMANDS:
+            return command
+        module_name, attr, _ = LAZY_COMMANDS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            missing = exc.name or str(exc)
+            raise UsageFailure(
+                f"'{name}' needs the reference extra ({missing} is not installed): pip install 'pgolf-audit[reference]'"
+            ) from None
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][2]))
+            else:
+                rows.append((name, self.commands[name].get_short_help_str(70)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pgolf-audit")
+def main() -> None:
+    """Audit Parameter Golf record folders without executing their code.
+
+    \b
+    pgolf-audit                          audit the bundled example record
+    pgolf-audit records/track_10min_16mb/2026-04-09_X
+    pgolf-audit records/ --format json --output report.json
+    pgolf-audit rules                    list every rule and check
+    """
+
+
+def bundled_example() -> Path:
+    base = resources.files("pgolf_audit").joinpath("examples", "records", RECORD_TRACK)
+    folders = sorted(p for p in base.iterdir() if p.is_dir())
+    if not folders:
+        raise UsageFailure("the bundled example record is missing from this installation")
+    return Path(str(folders[0]))
+
+
+def _split_codes(values: tuple[str, ...]) -> list[str] | None:
+    codes = [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
+    return codes or None
+
+
+def exit_code_for(report: AuditReport, fail_on: str) -> int:
+    verdicts = {r.verdict for r in report.results}
+    if report.errors or Verdict.INCOMPLETE in verdicts or not report.results:
+        return EXIT_INCOMPLETE
+    if Verdict.FAIL in verdicts:
+        return EXIT_FINDINGS
+    if fail_on == "warning" and Verdict.NEEDS_REVIEW in verdicts:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="markdown", show_default=True,
+              help="Output format (JSON is canonical; the others are rendered from it).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE instead of stdout.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Folders audited in parallel [default: CPU count].")
+@click.option("--track", type=click.Choice(sorted(TRACK_ALIASES)), default=None,
+              help="Track whose limits apply [default: inferred from the path, else submission.json].")
+@click.option("--ruleset", default=None, help="Ruleset id (rules/tracks/ID.toml) [default: the one in force on the submission date].")
+@click.option("--select", multiple=True, help="Run only rules whose code starts with these prefixes (comma-separated, repeatable).")
+@click.option("--ignore", multiple=True, help="Skip rules whose code starts with these prefixes (comma-separated, repeatable).")
+@click.option("--preview", is_flag=True, help="Also run rules in preview status.")
+@click.option("--fail-on", type=click.Choice(["error", "warning"]), default="error", show_default=True,
+              help="Lowest severity that makes the exit code 1.")
+@click.option("--against", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Reference record folder for the significance test.")
+@click.option("--records-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Records tree: test against the best earlier record-track folder found there.")
+def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, preview, fail_on, against, records_root):
+    """Audit record folders (or folders containing record folders)."""
+    if ruleset is not None:
+        try:
+            known = available_rulesets()
+        except RulesetError as exc:
+            raise UsageFailure(str(exc)) from None
+        if ruleset not in known:
+            raise UsageFailure(f"unknown ruleset {ruleset!r} (known: {', '.join(sorted(known))})")
+    select_codes, ignore_codes = _split_codes(select), _split_codes(ignore)
+    try:
+        registry.validate_prefixes((select_codes or []) + (ignore_codes or []))
+    except registry.UnknownRuleCode as exc:
+        raise UsageFailure(f"no rule code starts with {exc} (see `pgolf-audit rules`)") from None
+    for label, folder in (("--against", against), ("--records-root", records_root)):
+        if folder is not None and not folder.is_dir():
+            raise UsageFailure(f"{label} {folder}: not a directory")
+    options = AuditOptions(
+        track=TRACK_ALIASES[track] if track else None, ruleset=ruleset, select=select_codes, ignore=ignore_codes,
+        preview=preview, fail_on=fail_on, against=against, records_root=records_root, jobs=jobs or os.cpu_count() or 1,
+    )
+    targets = list(paths) or [bundled_example()]
+    report = audit_paths(targets, options)
+    text = render(report, fmt)
+    if output:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
+        click.echo(f"{report.verdict.value}: report written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(exit_code_for(report, fail_on))
+
+
+@main.command("rules")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--code", "codes", multiple=True, help="Show the full documentation of these rules.")
+def rules_command(fmt, codes):
+    """List every rule and check with its code, name, category, severity and summary."""
+    rules = registry.all_rules()
+    if codes:
+        wanted = {c.upper() for c in codes}
+        rules = tuple(r for r in rules if r.CODE in wanted)
+        missing = wanted - {r.CODE for r in rules}
+        if missing:
+            raise UsageFailure(f"unknown rule code(s): {', '.join(sorted(missing))}")
+    if fmt == "json":
+        data = []
+        for r in rules:
+            meta = r.metadata()
+            meta["docs"] = r.doc_sections()
+            data.append(meta)
+        click.echo(json.dumps(data, indent=2))
+        return
+    if fmt == "markdown" or codes:
+        from .ruledocs import rule_markdown
+
+        click.echo("\n\n".join(rule_markdown(r) for r in rules))
+        return
+    width = max((len(r.NAME) for r in rules), default=10)
+    for r in rules:
+        click.echo(f"{r.CODE}  {r.NAME:<{width}}  {r.CATEGORY.value:<11}  {r.SEVERITY.value:<7}  {r.summary()}")
+
+
+@main.command("unwrap")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--layers", is_flag=True, help="Describe the wrapper layers on stderr.")
+def unwrap_command(file, layers):
+    """Print the readable source of a (possibly lzma/base85-wrapped) script, without running it."""
+    from .unwrap import UnwrapError, unwrap_file
+
+    try:
+        code = unwrap_file(file)
+    except UnwrapError as exc:
+        raise UsageFailure(f"cannot unwrap {file}: {exc}") from None
+    except OSError as exc:
+        raise UsageFailure(f"cannot read {file}: {exc.strerror or exc}") from None
+    if layers:
+        if not code.layers:
+            click.echo(f"{file}: plain source, no wrapper", err=True)
+        for i, layer in enumerate(code.layers, 1):
+            click.echo(f"layer {i}: {layer.file}:{layer.line}: {layer.description} -> {layer.output_bytes:,} bytes", err=True)
+    click.echo(code.source, nl=not code.source.endswith("\n"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,353 @@
+"""Everything the checks read about one record folder, loaded lazily and at most once.
+
+Each piece is loaded on first use; a failure to load becomes a recorded problem (and the
+checks that need the piece report INCOMPLETE), never an exception out of the audit.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from .codebytes import CodeAccounting, account_code
+from .cstutil import LazyPositions, SourceParseError, parse_module
+from .folder import FolderError, RecordFolder, track_from_path
+from .model import Location
+from .parsers.logs import LogFile, MetricLine, RunRecord, is_log_candidate, looks_like_training_log, parse_log
+from .parsers.readme import ReadmeClaims, parse_readme
+from .parsers.submission_json import SubmissionClaims, SubmissionJsonError, parse_submission_json
+from .rulebase import NON_RECORD_TRACK, RECORD_TRACK, TRACKS
+from .ruleset import Ruleset, TrackLimits
+from .ruleset import for_date as ruleset_for_date
+from .ruleset import get as get_ruleset
+from .unwrap import UnwrapError, UnwrappedCode, unwrap
+
+ENTRY_SCRIPT = "train_gpt.py"
+FOLDER_DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[_\-]")
+ALT_ENTRY_RE = re.compile(r"^train[\w\-]*\.py$")
+
+
+@dataclass
+class AuditOptions:
+    track: str | None = None
+    ruleset: str | None = None
+    select: list[str] | None = None
+    ignore: list[str] | None = None
+    preview: bool = False
+    fail_on: str = "error"
+    against: Path | None = None        # the reference record folder for significance
+    records_root: Path | None = None   # pick the best earlier record-track folder from here
+    jobs: int = 1
+
+
+@dataclass
+class Run:
+    """One training run as the checks see it: the log it came from and its parsed record."""
+
+    log: LogFile
+    record: RunRecord
+    superseded: bool = False      # an earlier run in a log that holds several runs
+    duplicate_of: str | None = None  # byte-identical copy of another log file
+
+    @property
+    def path(self) -> str:
+        return self.log.path
+
+    @property
+    def seed(self) -> int | None:
+        return self.record.seed
+
+    @property
+    def headline(self) -> MetricLine | None:
+        return self.record.headline
+
+    def at(self, line: int | None) -> Location:
+        return Location(self.log.path, line, line)
+
+    @property
+    def label(self) -> str:
+        suffix = f" (run {self.record.index + 1} of {len(self.log.runs)})" if len(self.log.runs) > 1 else ""
+        return f"{self.log.path}{suffix}"
+
+
+@dataclass
+class LoadProblem:
+    path: str
+    message: str
+
+
+class AuditContext:
+    def __init__(self, folder: RecordFolder, options: AuditOptions, display_path: str | None = None):
+        self.folder = folder
+        self.options = options
+        self.display_path = display_path or str(folder.root)
+        self.problems: list[LoadProblem] = [LoadProblem(p, m) for p, m in folder.problems]
+        # Values checks compute for the report (e.g. significance statistics).
+        self.facts: dict[str, Any] = {}
+        self._submission_error: str | None = None
+        self.code_error: str | None = None
+        self.code_parse_error: str | None = None
+
+    # ---- folder identity ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @cached_property
+    def folder_date(self) -> str | None:
+        m = FOLDER_DATE_RE.match(self.name)
+        return m.group(1) if m else None
+
+    @cached_property
+    def date(self) -> str | None:
+        claims = self.submission
+        if claims and claims.date and re.match(r"^\d{4}-\d{2}-\d{2}", claims.date):
+            return claims.date[:10]
+        return self.folder_date
+
+    @cached_property
+    def _track_and_source(self) -> tuple[str | None, str]:
+        if self.options.track:
+            return self.options.track, "--track"
+        from_path = track_from_path(self.folder.root)
+        if from_path in TRACKS:
+            return from_path, "path"
+        if self.submission and self.submission.track in TRACKS:
+            return self.submission.track, "submission.json"
+        if from_path:
+            return from_path, "path (unknown track name)"
+        return None, "unknown"
+
+    @property
+    def track(self) -> str | None:
+        return self._track_and_source[0]
+
+    @property
+    def track_source(self) -> str:
+        return self._track_and_source[1]
+
+    @property
+    def limits_track(self) -> str:
+        """The track whose limits apply: an unknown track is held to the record track's
+        limits (the stricter reading), and the review says so."""
+        return self.track if self.track in TRACKS else RECORD_TRACK
+
+    @property
+    def is_record_track(self) -> bool:
+        return self.limits_track == RECORD_TRACK
+
+    @property
+    def is_non_record_track(self) -> bool:
+        return self.limits_track == NON_RECORD_TRACK
+
+    @cached_property
+    def ruleset(self) -> Ruleset:
+        if self.options.ruleset:
+            return get_ruleset(self.options.ruleset)
+        return ruleset_for_date(self.date)
+
+    @property
+    def limits(self) -> TrackLimits:
+        return self.ruleset.limits(self.limits_track)
+
+    # ---- files ------------------------------------------------------------------------
+    def has(self, rel: str) -> bool:
+        return rel in self.folder.files
+
+    def read_text(self, rel: str) -> str | None:
+        """Text of a file, recording why it could not be read."""
+        try:
+            text, problems = self.folder.read_text(rel)
+        except FolderError as exc:
+            self.problems.append(LoadProblem(rel, str(exc)))
+            return None
+        for p in problems:
+            self.problems.append(LoadProblem(rel, p))
+        return text
+
+    # ---- submission.json ------------------------------------------------------------
+    @cached_property
+    def submission_files(self) -> list[str]:
+        return sorted(p for p in self.folder.files if re.match(r"^submission[\w\-]*\.json$", p, re.I))
+
+    @cached_property
+    def submission_file(self) -> str | None:
+        files = self.submission_files
+        if "submission.json" in files:
+            return "submission.json"
+        return files[0] if files else None
+
+    @property
+    def submission_error(self) -> str | None:
+        self.submission  # noqa: B018  (loading records the error)
+        return self._submission_error
+
+    @cached_property
+    def submission(self) -> SubmissionClaims | None:
+        rel = self.submission_file
+        if rel is None:
+            return None
+        try:
+            data = self.folder.read_bytes(rel)
+            return parse_submission_json(data, rel)
+        except (FolderError, SubmissionJsonError) as exc:
+            self._submission_error = str(exc)
+            self.problems.append(LoadProblem(rel, str(exc)))
+            return None
+
+    # ---- README -------------------------------------------------------------------------
+    @cached_property
+    def readme_file(self) -> str | None:
+        if "README.md" in self.folder.files:
+            return "README.md"
+        for p in self.folder.files:
+            if p.lower() == "readme.md":
+                return p
+        return None
+
+    @cached_property
+    def readme(self) -> ReadmeClaims | None:
+        rel = self.readme_file
+        if rel is None:
+            return None
+        text = self.read_text(rel)
+        return parse_readme(text) if text is not None else None
+
+    # ---- logs -----------------------------------------------------------------------------
+    @cached_property
+    def log_candidates(self) -> list[str]:
+        return sorted(p for p in self.folder.files if is_log_candidate(p))
+
+    @cached_property
+    def logs(self) -> list[LogFile]:
+        logs = []
+        for rel in self.log_candidates:
+            try:
+                data = self.folder.read_bytes(rel)
+            except FolderError as exc:
+                self.problems.append(LoadProblem(rel, str(exc)))
+                continue
+            logs.append(parse_log(data, rel))
+        return logs
+
+    @cached_property
+    def training_logs(self) -> list[LogFile]:
+        return [log for log in self.logs if looks_like_training_log(log)]
+
+    @cached_property
+    def runs(self) -> list[Run]:
+        """Every run of every training log, with copies and superseded runs marked."""
+        runs: list[Run] = []
+        first_by_hash: dict[str, str] = {}
+        for log in self.training_logs:
+            duplicate_of = first_by_hash.get(log.sha256)
+            if duplicate_of is None:
+                first_by_hash[log.sha256] = log.path
+            for i, record in enumerate(log.runs):
+                runs.append(Run(log, record, superseded=i < len(log.runs) - 1, duplicate_of=duplicate_of))
+        return runs
+
+    @cached_property
+    def scored_runs(self) -> list[Run]:
+        """The runs that count as evidence: the last run of each distinct log, with a headline."""
+        return [r for r in self.runs if not r.superseded and r.duplicate_of is None and r.headline is not None]
+
+    def run_mean_bpb(self, runs: list[Run] | None = None) -> float | None:
+        values = [r.headline.val_bpb for r in (runs if runs is not None else self.scored_runs) if r.headline]
+        return statistics.fmean(values) if values else None
+
+    # ---- code -------------------------------------------------------------------------------
+    @cached_property
+    def entry_script(self) -> str | None:
+        """train_gpt.py, or the only train*.py at the folder root when train_gpt.py is absent."""
+        if ENTRY_SCRIPT in self.folder.files:
+            return ENTRY_SCRIPT
+        alternatives = [p for p in self.folder.files if "/" not in p and ALT_ENTRY_RE.match(p)]
+        return alternatives[0] if len(alternatives) == 1 else None
+
+    @cached_property
+    def code(self) -> UnwrappedCode | None:
+        """The unwrapped entry script; None with ``code_error`` set when it cannot be had."""
+        rel = self.entry_script
+        if rel is None:
+            self.code_error = "no train_gpt.py (or single train*.py) in the folder"
+            return None
+        text = self.read_text(rel)
+        if text is None:
+            self.code_error = f"{rel} could not be read"
+            return None
+        if not text.strip():
+            self.code_error = f"{rel} is empty"
+            return None
+        try:
+            return unwrap(rel, text, self._read_sibling)
+        except UnwrapError as exc:
+            self.code_error = f"{rel}: could not unwrap: {exc}"
+            return None
+
+    def _read_sibling(self, rel: str) -> str | None:
+        rel = rel.lstrip("./") if rel.startswith("./") else rel
+        if rel not in self.folder.files:
+            return None
+        return self.read_text(rel)
+
+    @cached_property
+    def code_module(self) -> cst.Module | None:
+        """The libcst module of the unwrapped entry code, parsed exactly once."""
+        code = self.code
+        if code is None:
+            return None
+        if code.module is not None:
+            return code.module
+        try:
+            return parse_module(code.source)
+        except SourceParseError as exc:
+            self.code_parse_error = f"{code.origin} (unwrapped) is not parseable: {exc}"
+            return None
+
+    @cached_property
+    def code_positions(self) -> LazyPositions | None:
+        module = self.code_module
+        return LazyPositions(module) if module is not None else None
+
+    def code_location(self, start_line: int | None, end_line: int | None = None) -> Location:
+        """A location in the unwrapped entry code, naming the wrapper when there is one."""
+        code = self.code
+        path = code.origin if code else (self.entry_script or ENTRY_SCRIPT)
+        wrapper = code.wrapper_name() if code and code.wrapped else None
+        return Location(path, start_line, end_line or start_line, wrapper=wrapper)
+
+    @cached_property
+    def code_accounting(self) -> CodeAccounting | None:
+        code = self.code
+        if code is None:
+            return None
+        sizes = {rel: entry.size for rel, entry in self.folder.files.items()}
+        return account_code(code, sizes, self._read_sibling)
+
+    # ---- reporting helpers ------------------------------------------------------------
+    @cached_property
+    def _lines_cache(self) -> dict[str, list[str]]:
+        return {}
+
+    def line_text(self, rel: str, line: int | None) -> str | None:
+        """The text of one line of a folder file (1-based), for evidence excerpts."""
+        if line is None or line < 1:
+            return None
+        lines = self._lines_cache.get(rel)
+        if lines is None:
+            try:
+                lines = self.folder.read_text(rel)[0].splitlines()
+            except FolderError:
+                lines = []
+            self._lines_cache[rel] = lines
+        return lines[line - 1].rstrip() if line <= len(lines) else None
+
+    def problems_for(self, rel: str) -> list[str]:
+        return [p.message for p in self.problems if p.path == rel]

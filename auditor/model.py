@@ -1,0 +1,281 @@
+"""The one result model that every renderer reads.
+
+A rule or check produces ``Finding`` objects; every rule that was considered leaves one
+``CheckOutcome``; a folder's ``FolderResult`` holds both, the claims and the measured values,
+and a verdict computed from them. Several folders make one ``AuditReport``. The JSON
+document (``to_json``) is the canonical form: Markdown, text, SARIF and annotations are all
+rendered from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+SCHEMA_VERSION = "1"
+
+
+class Severity(str, Enum):
+    ERROR = "error"      # disqualifying
+    WARNING = "warning"  # needs a human reviewer's decision
+    INFO = "info"        # worth knowing; never changes the verdict
+
+    @property
+    def rank(self) -> int:
+        return {"error": 2, "warning": 1, "info": 0}[self.value]
+
+
+class Confidence(str, Enum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Category(str, Enum):
+    LEGALITY = "legality"          # PG1xx evaluation integrity
+    ARTIFACT = "artifact"          # PG2xx size and byte accounting of the artifact
+    TIME = "time"                  # PG3xx wallclock budgets
+    CONSISTENCY = "consistency"    # PG4xx logs vs submission.json vs README
+    STATISTICS = "statistics"      # PG5xx seeds and significance
+    PACKAGING = "packaging"        # PG6xx folder shape, names, PR shape
+    METRIC = "metric"              # PG7xx val_bpb computation and validation set
+    RERUN = "rerun"                # PG8xx reproduction measured from outside
+    META = "meta"                  # PG9xx the auditor could not do its job
+
+
+class CheckStatus(str, Enum):
+    PASS = "pass"            # ran, found nothing at warning or above
+    FAIL = "fail"            # ran, reported at least one warning or error
+    SKIP = "skip"            # not applicable or not selected; reason says why
+    INCOMPLETE = "incomplete"  # could not be completed on this input (fail closed)
+    ERROR = "error"          # the check itself crashed
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+    FAIL = "FAIL"
+    INCOMPLETE = "INCOMPLETE"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the evidence is. ``path`` is relative to the record folder (PR mode: the repo).
+
+    For code, lines are lines of the *unwrapped* source; ``wrapper`` then names the wrapper
+    the submitted file uses, so a reader knows to look at ``pgolf-audit unwrap`` output.
+    """
+
+    path: str
+    start_line: int | None = None
+    end_line: int | None = None
+    wrapper: str | None = None
+    json_path: str | None = None
+
+    def display(self) -> str:
+        text = self.path
+        if self.start_line:
+            text += f":{self.start_line}"
+            if self.end_line and self.end_line != self.start_line:
+                text += f"-{self.end_line}"
+        if self.json_path:
+            text += f" ({self.json_path})"
+        return text
+
+
+@dataclass
+class Evidence:
+    excerpt: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    related: list[Location] = field(default_factory=list)
+
+
+@dataclass
+class Finding:
+    code: str
+    name: str
+    severity: Severity
+    confidence: Confidence
+    category: Category
+    message: str
+    location: Location | None = None
+    evidence: Evidence = field(default_factory=Evidence)
+    references: list[str] = field(default_factory=list)
+    suppressed: bool = False
+    suppression_reason: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable across runs and line shifts: code, file and normalised excerpt or message."""
+        basis = self.evidence.excerpt or self.message
+        normalised = " ".join(basis.split())
+        path = self.location.path if self.location else ""
+        return hashlib.sha256(f"{self.code}|{path}|{normalised}".encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity.value,
+            "confidence": self.confidence.value,
+            "category": self.category.value,
+            "message": self.message,
+            "location": asdict(self.location) if self.location else None,
+            "evidence": {
+                "excerpt": self.evidence.excerpt,
+                "values": self.evidence.values,
+                "related": [asdict(r) for r in self.evidence.related],
+            },
+            "references": list(self.references),
+            "fingerprint": self.fingerprint,
+            "suppressed": self.suppressed,
+        }
+        if self.suppression_reason:
+            data["suppression_reason"] = self.suppression_reason
+        return data
+
+
+@dataclass
+class CheckOutcome:
+    code: str
+    name: str
+    status: CheckStatus
+    reason: str = ""
+    duration_ms: float = 0.0
+    findings: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "status": self.status.value,
+            "reason": self.reason,
+            "duration_ms": round(self.duration_ms, 2),
+            "findings": self.findings,
+        }
+
+
+def compute_verdict(findings: list[Finding], checks: list[CheckOutcome]) -> Verdict:
+    """FAIL beats INCOMPLETE beats NEEDS_REVIEW beats PASS.
+
+    A proven disqualifying problem is reported as FAIL even when other checks could not
+    finish; when nothing disqualifying was found but something could not be checked, the
+    folder is INCOMPLETE, never PASS (fail closed).
+    """
+    live = [f for f in findings if not f.suppressed]
+    if any(f.severity is Severity.ERROR and f.category is not Category.META for f in live):
+        return Verdict.FAIL
+    incomplete = any(f.severity is Severity.ERROR and f.category is Category.META for f in live) or any(
+        c.status in (CheckStatus.INCOMPLETE, CheckStatus.ERROR) for c in checks
+    )
+    if incomplete:
+        return Verdict.INCOMPLETE
+    if any(f.severity is Severity.WARNING for f in live):
+        return Verdict.NEEDS_REVIEW
+    return Verdict.PASS
+
+
+@dataclass
+class FolderResult:
+    """The audit of one record folder."""
+
+    path: str                      # as the user named it (display)
+    name: str                      # folder name
+    track: str | None
+    track_source: str              # "path", "--track", "submission.json", "default"
+    ruleset: str
+    verdict: Verdict = Verdict.INCOMPLETE
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    claims: dict[str, Any] = field(default_factory=dict)
+    measured: dict[str, Any] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)   # per-run table rows
+    stats: dict[str, Any] = field(default_factory=dict)
+    code: dict[str, Any] = field(default_factory=dict)        # entry, wrapper, counted files
+    limits: dict[str, Any] = field(default_factory=dict)
+    not_checked: list[str] = field(default_factory=list)
+    rerun: dict[str, Any] | None = None
+
+    def finalise(self) -> None:
+        self.findings.sort(key=lambda f: (-f.severity.rank, f.code, f.location.display() if f.location else ""))
+        self.verdict = compute_verdict(self.findings, self.checks)
+
+    def counts(self) -> dict[str, int]:
+        live = [f for f in self.findings if not f.suppressed]
+        return {
+            "error": sum(f.severity is Severity.ERROR for f in live),
+            "warning": sum(f.severity is Severity.WARNING for f in live),
+            "info": sum(f.severity is Severity.INFO for f in live),
+            "suppressed": sum(f.suppressed for f in self.findings),
+            "checks_run": sum(c.status in (CheckStatus.PASS, CheckStatus.FAIL) for c in self.checks),
+            "checks_skipped": sum(c.status is CheckStatus.SKIP for c in self.checks),
+            "checks_incomplete": sum(c.status in (CheckStatus.INCOMPLETE, CheckStatus.ERROR) for c in self.checks),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "track": self.track,
+            "track_source": self.track_source,
+            "ruleset": self.ruleset,
+            "verdict": self.verdict.value,
+            "summary": self.counts(),
+            "claims": self.claims,
+            "measured": self.measured,
+            "runs": self.runs,
+            "stats": self.stats,
+            "code": self.code,
+            "limits": self.limits,
+            "findings": [f.to_json() for f in self.findings],
+            "checks": [c.to_json() for c in self.checks],
+            "not_checked": self.not_checked,
+            "rerun": self.rerun,
+        }
+
+
+VERDICT_ORDER = [Verdict.PASS, Verdict.NEEDS_REVIEW, Verdict.INCOMPLETE, Verdict.FAIL]
+
+
+@dataclass
+class AuditReport:
+    """One or more folder results plus what produced them."""
+
+    tool: dict[str, Any]
+    results: list[FolderResult]
+    errors: list[dict[str, str]] = field(default_factory=list)  # paths that could not be audited at all
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.errors:
+            worst = Verdict.INCOMPLETE
+        else:
+            worst = Verdict.PASS
+        for r in self.results:
+            if VERDICT_ORDER.index(r.verdict) > VERDICT_ORDER.index(worst):
+                worst = r.verdict
+        return worst
+
+    def summary(self) -> dict[str, Any]:
+        per_verdict = {v.value: 0 for v in Verdict}
+        for r in self.results:
+            per_verdict[r.verdict.value] += 1
+        totals = {"error": 0, "warning": 0, "info": 0}
+        for r in self.results:
+            c = r.counts()
+            for k in totals:
+                totals[k] += c[k]
+        return {"folders": len(self.results), "verdicts": per_verdict, "findings": totals,
+                "unreadable_paths": len(self.errors)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": self.tool,
+            "verdict": self.verdict.value,
+            "summary": self.summary(),
+            "results": [r.to_json() for r in self.results],
+            "errors": self.errors,
+        }

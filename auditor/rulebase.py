@@ -1,0 +1,216 @@
+"""Base classes for rules.
+
+A rule is one module under ``rules/`` holding one class. The class carries its identity
+(``CODE``, ``NAME``), classification, the challenge rules it enforces (``REFERENCES``: rule ids
+from the rules catalogue, e.g. ``R-ART-CAP-DECIMAL``), its documentation (the docstring, with
+the sections in ``DOC_SECTIONS``) and its examples (``VALID`` / ``INVALID``), which the test
+suite turns into tests. The registry, ``pgolf-audit rules``, the docs and the SARIF rule table
+all read these attributes.
+
+Two kinds:
+- ``Check``: reads the folder through the ``AuditContext`` (logs, submission.json, README,
+  code accounting) and yields findings. Examples are ``FolderCase`` edits of the bundled
+  example record.
+- ``AstRule``: a libcst visitor over the unwrapped code; all AST rules share one parse and
+  one traversal (see ``pgolf_audit.engine``). Examples are code snippets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator
+
+from .model import Category, Confidence, Evidence, Finding, Location, Severity
+
+if TYPE_CHECKING:
+    from .context import AuditContext
+
+DOC_SECTIONS = (
+    "What it checks",
+    "Why it breaks the rules",
+    "Example",
+    "Legal alternative",
+    "Known limitations",
+)
+_SECTION_RE = re.compile(r"^(%s):\s*$" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.M)
+
+STATUSES = ("preview", "stable", "deprecated", "removed")
+CODE_RE = re.compile(r"^PG\d{3}$")
+NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+RECORD_TRACK = "track_10min_16mb"
+NON_RECORD_TRACK = "track_non_record_16mb"
+TRACKS = (RECORD_TRACK, NON_RECORD_TRACK)
+
+
+class SkipCheck(Exception):
+    """The check does not apply to this folder (the reason is shown under 'checks')."""
+
+
+class IncompleteCheck(Exception):
+    """The check applies but could not be completed on this input: the verdict becomes
+    INCOMPLETE unless something disqualifying was proven elsewhere (fail closed)."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """A ``FolderCase`` edit: move the file to another relative path."""
+
+    to: str
+
+
+@dataclass(frozen=True)
+class CopyOf:
+    """A ``FolderCase`` edit: the file becomes a byte-identical copy of another file."""
+
+    source: str
+
+
+@dataclass
+class FolderCase:
+    """An example for a ``Check``: the bundled example record with edits applied.
+
+    ``edits`` maps a relative file path to one of:
+      - a list of ``(regex, replacement)`` pairs applied to the file's text (each must match),
+      - a ``str`` or ``bytes``: the whole new content (also creates files),
+      - ``None``: delete the file,
+      - ``Move("new/path")``: move it,
+      - ``CopyOf("other/file")``: make it a copy of another file,
+      - a callable taking the file's text and returning the new content.
+    ``json`` is deep-merged into submission.json (a ``None`` value deletes the key).
+    ``options`` are ``AuditOptions`` fields (e.g. ``{"track": "track_non_record_16mb"}``).
+    An INVALID case expects the rule's code to be reported (at ``severity`` if given, with
+    every string of ``message_contains`` in one finding's message); a VALID case expects it
+    not to be reported at all.
+    """
+
+    description: str
+    edits: dict[str, Any] = field(default_factory=dict)
+    json: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    folder_name: str | None = None
+    severity: Severity | None = None
+    message_contains: tuple[str, ...] = ()
+    # A second folder (the example with these edits) given to the audit as --against.
+    reference: "FolderCase | None" = None
+
+
+@dataclass
+class CodeCase:
+    """An example for an ``AstRule``: a code snippet (plain source; wrapped with
+    ``wrap=`` to exercise the unwrapper), optional log hyperparameters, and for INVALID
+    cases the expected 1-based line of the reported finding in the unwrapped code."""
+
+    code: str
+    description: str = ""
+    line: int | None = None
+    severity: Severity | None = None
+    message_contains: tuple[str, ...] = ()
+    wrap: str | None = None
+    log_hyperparameters: dict[str, str] | None = None
+
+
+class Rule:
+    CODE: ClassVar[str]
+    NAME: ClassVar[str]
+    CATEGORY: ClassVar[Category]
+    SEVERITY: ClassVar[Severity]
+    CONFIDENCE: ClassVar[Confidence] = Confidence.HIGH
+    REFERENCES: ClassVar[tuple[str, ...]] = ()
+    STATUS: ClassVar[str] = "stable"
+    SINCE: ClassVar[str] = "2026-03-18"
+    SUPPRESSIBLE: ClassVar[bool] = False
+    # Tracks the rule applies to; None means every track.
+    TRACKS: ClassVar[tuple[str, ...] | None] = None
+    VALID: ClassVar[list[Any]] = []
+    INVALID: ClassVar[list[Any]] = []
+    KIND: ClassVar[str] = "check"
+
+    # ---- metadata helpers -------------------------------------------------
+    @classmethod
+    def summary(cls) -> str:
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+    @classmethod
+    def doc_sections(cls) -> dict[str, str]:
+        """The docstring's sections, dedented, keyed by section title."""
+        doc = cls.__doc__ or ""
+        parts = _SECTION_RE.split(doc)
+        sections: dict[str, str] = {}
+        for title, body in zip(parts[1::2], parts[2::2]):
+            lines = body.strip("\n").splitlines()
+            indents = [len(l) - len(l.lstrip()) for l in lines if l.strip()]
+            cut = min(indents) if indents else 0
+            sections[title] = "\n".join(l[cut:] for l in lines).strip()
+        return sections
+
+    @classmethod
+    def applies_to(cls, track: str | None) -> bool:
+        return cls.TRACKS is None or track in cls.TRACKS
+
+    @classmethod
+    def metadata(cls) -> dict[str, Any]:
+        return {
+            "code": cls.CODE,
+            "name": cls.NAME,
+            "kind": cls.KIND,
+            "category": cls.CATEGORY.value,
+            "severity": cls.SEVERITY.value,
+            "confidence": cls.CONFIDENCE.value,
+            "status": cls.STATUS,
+            "since": cls.SINCE,
+            "suppressible": cls.SUPPRESSIBLE,
+            "tracks": list(cls.TRACKS) if cls.TRACKS else None,
+            "references": list(cls.REFERENCES),
+            "summary": cls.summary(),
+        }
+
+    # ---- reporting --------------------------------------------------------
+    def finding(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        excerpt: str | None = None,
+        values: dict[str, Any] | None = None,
+        related: Iterable[Location] = (),
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+    ) -> Finding:
+        return Finding(
+            code=self.CODE,
+            name=self.NAME,
+            severity=severity or self.SEVERITY,
+            confidence=confidence or self.CONFIDENCE,
+            category=self.CATEGORY,
+            message=message,
+            location=location,
+            evidence=Evidence(excerpt=excerpt, values=dict(values or {}), related=list(related)),
+            references=list(self.REFERENCES),
+        )
+
+
+class Check(Rule):
+    """A rule over the folder's files, logs and claims."""
+
+    KIND: ClassVar[str] = "check"
+
+    def run(self, ctx: "AuditContext") -> Iterator[Finding]:
+        raise NotImplementedError
+
+
+class MetaRule(Rule):
+    """A code the audit machinery itself reports (a crashed rule, say). Registered for its
+    documentation and SARIF rule table; never run as a check."""
+
+    KIND: ClassVar[str] = "meta"
+    CATEGORY: ClassVar[Category] = Category.META
+
+
+class AstRule(Rule):
+    """A rule over the unwrapped code, run by the AST engine in one shared traversal."""
+
+    KIND: ClassVar[str] = "ast"
+    CATEGORY: ClassVar[Category] = Category.LEGALITY

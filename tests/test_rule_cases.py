@@ -1,0 +1,54 @@
+"""Every rule's VALID and INVALID examples, run as tests (one test per case).
+
+A FolderCase is the bundled example record with the case's edits applied; the audit runs
+with only that rule selected. An INVALID case must produce the rule's code (at the expected
+severity and with the expected words); a VALID case must not produce it at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgolf_audit import registry
+from pgolf_audit.audit import audit_folder
+from pgolf_audit.cases import build_case_folder
+from pgolf_audit.context import AuditOptions
+from pgolf_audit.rulebase import FolderCase, RECORD_TRACK
+
+
+def _cases():
+    for cls in registry.all_rules():
+        for kind in ("VALID", "INVALID"):
+            for i, case in enumerate(getattr(cls, kind), 1):
+                if isinstance(case, FolderCase):
+                    yield pytest.param(cls, kind, case, id=f"{cls.CODE}-{kind}-{i}")
+
+
+def run_folder_case(cls, case: FolderCase, tmp_path: Path):
+    options = dict(case.options)
+    track = options.get("track") or RECORD_TRACK
+    folder = build_case_folder(case, tmp_path / "candidate", track=track)
+    if case.reference is not None:
+        options["against"] = build_case_folder(case.reference, tmp_path / "reference")
+    result = audit_folder(folder, AuditOptions(select=[cls.CODE], **options))
+    return [f for f in result.findings if f.code == cls.CODE], result
+
+
+@pytest.mark.parametrize("cls,kind,case", list(_cases()))
+def test_folder_case(cls, kind, case, tmp_path):
+    findings, result = run_folder_case(cls, case, tmp_path)
+    crashed = [f for f in result.findings if f.code == "PG900"]
+    assert not crashed, crashed[0].message
+    shown = "\n".join(f"  {f.severity.value}: {f.message}" for f in findings) or "  (none)"
+    if kind == "VALID":
+        assert not findings, f"{case.description}: expected no {cls.CODE}, got:\n{shown}"
+        return
+    assert findings, f"{case.description}: expected {cls.CODE}, got none (checks: " \
+                     f"{[(c.code, c.status.value, c.reason) for c in result.checks if c.code == cls.CODE]})"
+    matching = [f for f in findings if case.severity is None or f.severity is case.severity]
+    assert matching, f"{case.description}: expected {cls.CODE} at {case.severity.value}, got:\n{shown}"
+    assert any(all(w in f.message for w in case.message_contains) for f in matching), (
+        f"{case.description}: no {cls.CODE} message contains {case.message_contains}; got:\n{shown}"
+    )
