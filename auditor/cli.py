@@ -36,6 +36,8 @@ TRACK_ALIASES = {
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bpb": ("pgolf_audit.reference_impl.commands", "bpb_command", "Byte accounting of a tokenizer over validation shards (LUT vs exact)."),
     "demo": ("pgolf_audit.reference_impl.commands", "demo_command", "Build, train and audit a tiny reference record folder."),
+    # --- rerun
+    "rerun": ("pgolf_audit.rerun.commands", "rerun_command", "Rerun a record's seeds under torchrun, measure them from outside, audit."),
 }
 
 
