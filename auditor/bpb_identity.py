@@ -157,8 +157,8 @@ def resolve_tokenizer(hint: TokenizerHint, table: RatioTable) -> tuple[str | Non
     if hint.tokenizer_path:
         name = Path(hint.tokenizer_path.replace("\\", "/")).name
         key = next((r.key for r in refs if name in r.tokenizer_files), None)
-        if key is None:
-            m = re.search(r"(\d+)", name)
+        if key is None:  # the challenge's naming, e.g. fineweb_1024_bpe.model under another folder
+            m = re.match(r"fineweb_(\d+)_bpe", name)
             wants_caseops = "caseops" in name.lower()
             key = next((r.key for r in refs if r.caseops == wants_caseops and m and r.vocab_size == int(m.group(1))), None)
         if key:

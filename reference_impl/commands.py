@@ -100,7 +100,8 @@ def _identity_line(tokenizer: Path, sp, ratio: float):
 
     table = load_ratio_table()
     key, _ = resolve_tokenizer(TokenizerHint(tokenizer_path=str(tokenizer)), table)
-    if key is None or table.tokenizers[key].vocab_size != sp.get_piece_size():
+    reference_tokenizer = key is not None and tokenizer.name in table.tokenizers[key].tokenizer_files
+    if not reference_tokenizer or table.tokenizers[key].vocab_size != sp.get_piece_size():
         return None, None
     reference = table.tokenizers[key].ratio
     deviation = ratio / reference - 1

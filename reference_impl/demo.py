@@ -179,7 +179,8 @@ def _hardware(device: str, threads: int, nproc: int) -> str:
         import torch
 
         return f"{nproc}x {torch.cuda.get_device_name(0)}"
-    return f"CPU ({platform.machine() or 'unknown'}), {nproc} process(es) x {threads} thread(s)"
+    processes = f"{nproc} process{'es' if nproc != 1 else ''}"
+    return f"CPU ({platform.machine() or 'unknown'}), {processes} x {threads} thread{'s' if threads != 1 else ''}"
 
 
 def write_submission(record_dir: Path, runs: list[SeedRun], settings: DemoSettings, date: str, hardware: str) -> dict:
@@ -217,25 +218,24 @@ def write_submission(record_dir: Path, runs: list[SeedRun], settings: DemoSettin
 
 
 def write_readme(record_dir: Path, runs: list[SeedRun], submission: dict, settings: DemoSettings,
-                 byte_check: dict, data_rel: str, tokenizer_rel: str, nproc: int) -> None:
+                 byte_check: dict, data_rel: str, tokenizer_rel: str, nproc: int, device: str = "cpu") -> None:
     rows = "\n".join(
         f"| {r.seed} | {r.val_bpb:.8f} | {r.val_loss:.8f} | {r.total_bytes:,} | {r.steps} | "
         f"{r.train_time_ms / 1000:.1f} | {r.eval_time_ms / 1000:.1f} |" for r in runs)
-    env = " ".join(f"{k}={v}" for k, v in settings.trainer_env().items())
+    env = " ".join(f"{k}={v}" for k, v in (settings.trainer_env()
+                                            | {"DEVICE": device, "OMP_NUM_THREADS": str(settings.threads)}).items())
     launcher = (f"torchrun --standalone --nproc_per_node={nproc} train_gpt.py" if nproc > 1
                 else "python train_gpt.py")
     seeds = " ".join(str(r.seed) for r in runs)
+    layers = f"{settings.num_layers} layer{'s' if settings.num_layers != 1 else ''}"
+    same = "identical" if byte_check["agrees"] else "DIFFERENT"
     text = f"""# Reference demo: small GPT on a generated corpus
 
-**val_bpb = {submission['val_bpb']:.4f}** ({len(runs)}-seed mean, std {submission['val_bpb_std']:.4f}) on
-{submission['hardware']}. Non-record: the data is a generated corpus, not FineWeb, and the run is a CPU
-demonstration, so the score is not comparable with the leaderboard.
+**val_bpb = {submission['val_bpb']:.4f}** ({len(runs)}-seed mean, std {submission['val_bpb_std']:.4f}) on {submission['hardware']}.
 
-This folder was written by `pgolf-audit demo`. It is a complete record folder in the challenge's layout,
-produced end to end on one machine with no download: a corpus generated from a small grammar, a
-{byte_check['tokens']:,}-token validation split (the first {settings.val_documents} documents) disjoint
-from the training split, a {settings.vocab_size}-piece byte-fallback BPE tokenizer trained on training
-documents only, and the pgolf-audit reference trainer.
+Non-record: the data is a generated corpus, not FineWeb, and the run is a CPU-sized demonstration, so the score is not comparable with the leaderboard.
+
+This folder was written by `pgolf-audit demo`. It is a complete record folder in the challenge's layout, produced end to end on one machine with no download: a corpus generated from a small grammar; a validation split of {byte_check['tokens']:,} tokens (the first {settings.val_documents} documents), disjoint from the training split; a {settings.vocab_size}-piece byte-fallback BPE tokenizer trained on training documents only; and the pgolf-audit reference trainer.
 
 ## Results
 
@@ -244,30 +244,18 @@ documents only, and the pgolf-audit reference trainer.
 {rows}
 | **mean** | **{submission['val_bpb']:.8f}** | {submission['val_loss']:.8f} | | | | |
 
-The metric is the final `final_int8_zstd_roundtrip_exact` line of each log: the int8 + zstd artifact is
-written, read back from disk and scored on the full validation split.
+The metric is the last line of each log, `final_int8_zstd_roundtrip_exact`: the int8 + zstd artifact is written, read back from disk and scored on the full validation split.
 
 ## What it does
 
-- GPT: {settings.num_layers} layers, width {settings.model_dim}, {settings.num_heads} query heads sharing
-  {settings.num_kv_heads} key/value heads, squared-ReLU MLP ({settings.mlp_mult}x), rotary embeddings,
-  tied embeddings, logit soft cap 30.
-- Muon for the matrices, Adam for the embeddings; {settings.iterations} steps of
-  {settings.train_batch_tokens:,} tokens (sequence length {settings.train_seq_len}), linear warmdown over the
-  last {settings.warmdown_iters}; wallclock cap 600 s.
-- Artifact: int8 per-row quantization of matrices with more than {settings.keep_float_max_numel:,}
-  values, float16 for the rest, zstandard level {settings.zstd_level}. Largest total (code + model):
-  {submission['bytes_total']:,} bytes.
-- Evaluation: non-overlapping windows of {settings.train_seq_len} tokens over the whole validation split;
-  no test-time training.
+- GPT: {layers}, width {settings.model_dim}, {settings.num_heads} query heads sharing {settings.num_kv_heads} key/value head(s), squared-ReLU MLP ({settings.mlp_mult}x), rotary embeddings, tied embeddings, logit soft cap 30.
+- Muon for the matrices, Adam for the embeddings; {settings.iterations} steps of {settings.train_batch_tokens:,} tokens (sequence length {settings.train_seq_len}), linear warmdown over the last {settings.warmdown_iters}; wallclock cap 600 s.
+- Artifact: int8 per-row quantization of matrices with more than {settings.keep_float_max_numel:,} values, float16 for the rest, zstandard level {settings.zstd_level}. Largest total (code + model): {submission['bytes_total']:,} bytes.
+- Evaluation: non-overlapping windows of {settings.train_seq_len} tokens over the whole validation split; no test-time training.
 
 ## Byte accounting (tokenizer proof)
 
-The tokenizer is new, so the bytes behind val_bpb are checked: the per-token byte table (base bytes of
-each piece, the leading space counted once and not after BOS, byte-fallback pieces 1 byte, control pieces
-0) gives **{byte_check['bytes_lut']:,}** bytes for the validation split and decoding every document gives
-**{byte_check['bytes_exact']:,}** bytes ({'identical' if byte_check['agrees'] else 'DIFFERENT'}), so
-val_bpb / val_loss = {byte_check['bpb_per_loss_ratio']:.6f} on the full split. Re-check with:
+The tokenizer is new, so the bytes behind val_bpb are checked. The per-token byte table (base bytes of each piece, the leading space counted once and not after BOS, byte-fallback pieces 1 byte, control pieces 0) gives **{byte_check['bytes_lut']:,}** bytes for the validation split; decoding every document gives **{byte_check['bytes_exact']:,}** bytes ({same}). So val_bpb / val_loss = {byte_check['bpb_per_loss_ratio']:.6f} on the full split. Re-check with:
 
 ```bash
 pgolf-audit bpb --tokenizer {tokenizer_rel} --val '{data_rel}/fineweb_val_*.bin'
@@ -276,12 +264,12 @@ pgolf-audit bpb --tokenizer {tokenizer_rel} --val '{data_rel}/fineweb_val_*.bin'
 ## Compliance
 
 - Training reads only `fineweb_train_*.bin`; validation tokens are used for scoring only.
-- Artifact under 16,000,000 bytes for every seed; training under the 600 s cap; each token scored once.
-- Three seeds of the same configuration; logs are the unedited output of `train_gpt.py`.
+- Artifact under 16,000,000 bytes for every seed; training under the 600 s cap; each validation token scored once.
+- {len(runs)} seeds of the same configuration; the logs are the unedited output of `train_gpt.py`.
 
 ## Reproduce
 
-From this folder (the data lies in `{Path(data_rel).parents[1]}` beside `records/`):
+From this folder (the data lies in `{Path(data_rel).parents[1]}`, beside `records/`):
 
 ```bash
 for SEED in {seeds}; do
@@ -291,7 +279,7 @@ for SEED in {seeds}; do
 done
 ```
 
-`pgolf-audit demo --out DIR` regenerates data, runs and this folder.
+`pgolf-audit demo --out DIR` regenerates the data, the runs and this folder.
 """
     (record_dir / "README.md").write_text(text, encoding="utf-8")
 
@@ -349,7 +337,7 @@ def run_demo(out: str | Path, *, device: str = "cpu", settings: DemoSettings | N
     if logs_dir.is_dir() and not any(logs_dir.iterdir()):
         logs_dir.rmdir()
     submission = write_submission(record_dir, runs, settings, date, _hardware(device, settings.threads, nproc))
-    write_readme(record_dir, runs, submission, settings, byte_check, data_rel, tokenizer_rel, nproc)
+    write_readme(record_dir, runs, submission, settings, byte_check, data_rel, tokenizer_rel, nproc, device)
     result = DemoResult(record_dir, out / "data", runs, byte_check)
 
     if audit:

@@ -182,3 +182,9 @@ def test_every_precise_corpus_line_but_the_known_deviations_passes(corpus_root):
 def test_committed_table_matches_a_fresh_derivation(corpus_root):
     from pgolf_audit.reference_impl import derive_bpb_ratios as derive
     assert derive.derive(corpus_root) == default_table_path().read_text(encoding="utf-8")
+
+
+def test_custom_tokenizer_names_are_not_guessed():
+    table = load_ratio_table()
+    assert resolve_tokenizer(TokenizerHint(tokenizer_path="data/demo_sp1024_bpe.model"), table)[0] is None
+    assert resolve_tokenizer(TokenizerHint(tokenizer_path="/x/fineweb_4096_bpe.model"), table)[0] == "sp4096"

@@ -190,3 +190,17 @@ def test_demo_audit_passes(demo):
 def test_demo_bad_options():
     assert invoke(demo_command, "--out", "/tmp/x", "--seeds", "a,b").exit_code == 2
     assert invoke(demo_command, "--out", "/tmp/x", "--date", "May 1").exit_code == 2
+
+
+def test_bpb_compares_with_the_challenge_reference_for_a_challenge_tokenizer(tmp_path):
+    # A tokenizer under the challenge's file name gets the corpus reference ratio printed beside it.
+    data = build_demo_dataset(tmp_path, vocab_size=1024, val_documents=10, train_documents=300,
+                              tokenizer_documents=300)
+    if data.vocab_size != 1024:
+        pytest.skip("the generated corpus did not fill 1024 pieces")
+    renamed = data.tokenizer_path.with_name("fineweb_1024_bpe.model")
+    data.tokenizer_path.rename(renamed)
+    result = invoke(bpb_command, "--tokenizer", renamed, "--val", data.val_pattern, "--format", "json")
+    assert result.exit_code == 0, result.output
+    reference = json.loads(result.output)["reference"]
+    assert reference["tokenizer"] == "sp1024" and reference["reference_ratio"] == pytest.approx(0.592256, abs=1e-5)
