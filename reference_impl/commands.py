@@ -8,6 +8,7 @@ light. Bad input ends with a clear message and exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -121,9 +122,12 @@ def _identity_line(tokenizer: Path, sp, ratio: float):
 @click.option("--max-documents", default=200, show_default=True,
               help="documents decoded piece by piece to name the pieces behind a disagreement")
 @click.option("--max-rows", default=20, show_default=True, help="disagreeing piece groups to list")
+@click.option("--seq-len", type=int, default=0,
+              help="also give val_bpb/val_loss for the set the challenge scores: the first "
+                   "((tokens - 1) // SEQ_LEN) * SEQ_LEN targets (e.g. 1024)")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def bpb_command(tokenizer_path: Path, val_pattern: str, lut_path: Path | None, sidecar_pattern: str | None,
-                max_documents: int, max_rows: int, fmt: str) -> None:
+                max_documents: int, max_rows: int, seq_len: int, fmt: str) -> None:
     """Check the per-token byte accounting of a tokenizer on validation shards.
 
     Counts the bytes of the validation tokens twice, with the challenge's per-token byte table
@@ -164,14 +168,32 @@ def bpb_command(tokenizer_path: Path, val_pattern: str, lut_path: Path | None, s
                                **options)
     except ShardError as exc:
         raise ReferenceCommandError(str(exc)) from None
-    identity_text, identity = _identity_line(tokenizer_path, sp, report.bpb_per_loss_ratio())
+    ratio = report.bpb_per_loss_ratio()
+    scored_set = None
+    if seq_len > 0:
+        # The challenge scores whole windows; its byte denominator is the table's bytes of those targets.
+        scored = ((tokens.size - 1) // seq_len) * seq_len
+        if scored == 0:
+            raise ReferenceCommandError(f"--seq-len {seq_len}: longer than the {tokens.size:,}-token validation set")
+        counts = counts if sidecar_pattern else lut.stream_bytes(tokens)
+        scored_bytes = int(counts[1:scored + 1].sum())
+        ratio = scored / (scored_bytes * math.log(2))
+        scored_set = {"seq_len": seq_len, "scored_tokens": scored, "scored_bytes": scored_bytes,
+                      "bpb_per_loss_ratio": ratio}
+    identity_text, identity = _identity_line(tokenizer_path, sp, ratio)
     if fmt == "json":
         doc = {"tokenizer": str(tokenizer_path), "pieces": int(sp.get_piece_size()), "val": val_pattern,
                "val_files": [str(p) for p in shards]} | report.to_dict()
         doc["reference"] = identity
+        doc["scored_set"] = scored_set
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        click.echo(_text_report(report, tokenizer_path, val_pattern, len(shards), sp, identity_text, max_rows))
+        text = _text_report(report, tokenizer_path, val_pattern, len(shards), sp, identity_text, max_rows)
+        if scored_set:
+            text = text.replace("\nresult: ", f"\nchallenge scored set (seq_len {seq_len}): {scored_set['scored_tokens']:,} "
+                                f"targets, {scored_set['scored_bytes']:,} bytes, val_bpb/val_loss "
+                                f"{scored_set['bpb_per_loss_ratio']:.6f}\nresult: ", 1)
+        click.echo(text)
     if not report.agrees:
         raise click.exceptions.Exit(EXIT_DISAGREES)
 

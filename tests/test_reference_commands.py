@@ -204,3 +204,12 @@ def test_bpb_compares_with_the_challenge_reference_for_a_challenge_tokenizer(tmp
     assert result.exit_code == 0, result.output
     reference = json.loads(result.output)["reference"]
     assert reference["tokenizer"] == "sp1024" and reference["reference_ratio"] == pytest.approx(0.592256, abs=1e-5)
+
+
+def test_bpb_scored_set_for_a_sequence_length(data):
+    doc = json.loads(bpb(data, "--seq-len", "64", "--format", "json").output)
+    scored = doc["scored_set"]
+    assert scored["scored_tokens"] == ((data.val_tokens - 1) // 64) * 64
+    assert scored["bpb_per_loss_ratio"] == pytest.approx(doc["bpb_per_loss_ratio"], rel=0.02)
+    text = bpb(data, "--seq-len", "64").output
+    assert "challenge scored set (seq_len 64)" in text
