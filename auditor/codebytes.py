@@ -588,10 +588,7 @@ def _top_level_texts(module: cst.Module, source: str, positions: LazyPositions) 
     generation pass is needed for reference lines anyway; slicing ``source`` by them avoids
     a second pass.
     """
-    top_lines = getattr(positions, "_top_lines", None)
-    if top_lines is None:  # a LazyPositions without cached start lines: generate each statement
-        return [module.code_for_node(top) for top in module.body]
-    starts_by_id = top_lines()
+    starts_by_id = positions.top_start_lines()
     starts = [starts_by_id[id(top)] for top in module.body]
     # split on "\n" only: libcst counts lines the same way (str.splitlines would also split
     # on form feeds and Unicode line separators inside literals)
