@@ -493,13 +493,17 @@ def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditR
 
 
 def exit_code_for_report(report: AuditReport, fail_on: str) -> int:
-    """0 pass (or only findings below --fail-on), 1 findings at or above it, 2 incomplete."""
-    verdict = report.verdict
-    if verdict is Verdict.INCOMPLETE:
+    """As for ``check``: 2 when anything could not be audited (fail closed, even beside a
+    FAIL), else 1 for findings at or above --fail-on, else 0. Unlike ``check``, a PR that
+    adds no folder is not 'nothing audited': PG615 reports it as a finding."""
+    verdicts = {r.verdict for r in report.results}
+    if report.pr is not None:
+        verdicts.add(report.pr.verdict)
+    if report.errors or Verdict.INCOMPLETE in verdicts:
         return 2
-    if verdict is Verdict.FAIL:
+    if Verdict.FAIL in verdicts:
         return 1
-    if fail_on == "warning" and verdict is Verdict.NEEDS_REVIEW:
+    if fail_on == "warning" and Verdict.NEEDS_REVIEW in verdicts:
         return 1
     return 0
 

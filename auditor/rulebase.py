@@ -241,7 +241,7 @@ class PrCase:
     message_contains: tuple[str, ...] = ()
 
     def __str__(self) -> str:  # the rule docs show examples through str()
-        rows = "\n".join("    " + "  ".join(row) for row in self.changes) or "    (no changes)"
+        rows = "\n".join("  ".join(row) for row in self.changes) or "(no changes)"
         return f"{self.description}:\n\n```text\n{rows}\n```"
 
 

@@ -380,3 +380,26 @@ def test_fit_body_by_bytes():
     body = review() + "é" * 5000 + "\n"
     text, _ = fit_body(body, 3000, measure=lambda s: len(s.encode("utf-8")))
     assert len(text.encode("utf-8")) <= 3000
+
+
+def test_fit_body_on_a_rendered_review():
+    from pgolf_audit.model import (
+        AuditReport, Category, CheckOutcome, CheckStatus, Confidence, Evidence, Finding, FolderResult, Location, Severity,
+    )
+    from pgolf_audit.render import document, render
+
+    result = FolderResult(path="records/track_10min_16mb/X", name="X", track="track_10min_16mb", track_source="path",
+                          ruleset="2026-04")
+    excerpt = "\n".join(f"step {i}: </details> ``` <!-- pgolf-audit:review -->" for i in range(400))
+    result.findings.append(Finding("PG201", "artifact-over-limit", Severity.ERROR, Confidence.HIGH, Category.ARTIFACT,
+                                   "over the cap", location=Location("train_seed42.log", 3), evidence=Evidence(excerpt=excerpt)))
+    result.findings.append(Finding("PG605", "wrapped-code", Severity.INFO, Confidence.HIGH, Category.PACKAGING, "wrapped"))
+    result.checks.extend(CheckOutcome(f"PG{i:03d}", "some-check", CheckStatus.PASS, "ran " * 20) for i in range(300))
+    result.finalise()
+    body = render(document(AuditReport(tool={"name": "pgolf-audit", "version": "0", "rules_digest": "x"},
+                                       results=[result])), "markdown")
+    text, cut = fit_body(body, len(body) // 4)
+    assert [c.split(" (")[0] for c in cut] == ["lists of all checks and changed paths", "evidence excerpts"]
+    assert "step 1:" not in text and "over the cap" in text and "All checks" not in text
+    assert text.count("<details>") == text.count("</details>")
+    assert text.startswith(MARKER + "\n> ✂️ Trimmed")
