@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -21,6 +22,7 @@ from pgolf_audit.cli import main as cli_main
 from pgolf_audit.context import AuditOptions
 from pgolf_audit.pr import GitError, audit_pull_request, parse_name_status, read_pull_request
 
+REPORT_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "reports" / "audit.schema.json").read_text())
 EXAMPLE = next((Path(__file__).resolve().parents[1] / "auditor" / "examples" / "records" / "track_10min_16mb").iterdir())
 TRACK = "records/track_10min_16mb"
 NEW = f"{TRACK}/2026-04-20_NewRecord"
@@ -93,6 +95,7 @@ def test_clean_pr(repo):
     doc = json.loads(run_cli("--repo", str(repo), "--base", "main", "--head", "clean", "--format", "json").output)
     assert doc["pr"]["verdict"] == "PASS" and doc["pr"]["added_folders"] == [NEW]
     assert doc["results"][0]["path"] == NEW
+    jsonschema.validate(doc, REPORT_SCHEMA)
 
 
 def test_pr_editing_readme(repo):
@@ -133,7 +136,9 @@ def test_pr_deleting_a_record(repo):
     assert all(c["status"] == "D" for c in report.pr.changes)
     result = run_cli("--repo", str(repo), "--base", "main", "--head", "delete", "--format", "json")
     assert result.exit_code == 1, result.output
-    assert json.loads(result.output)["verdict"] == "FAIL"
+    doc = json.loads(result.output)
+    assert doc["verdict"] == "FAIL"
+    jsonschema.validate(doc, REPORT_SCHEMA)
 
 
 def test_renames_spaces_and_binary_files(repo):
