@@ -49,9 +49,10 @@ class GitError(Exception):
 
 def _git_env() -> dict[str, str]:
     env = dict(os.environ)
-    # Never prompt for credentials, never take optional locks in someone's checkout, and
-    # keep messages in one language so errors read the same everywhere.
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C", LANGUAGE="C")
+    # Never prompt for credentials, never take optional locks in someone's checkout, read
+    # folder names as literal paths (a name may hold `*`, `?` or `[`), and keep messages in
+    # one language so errors read the same everywhere.
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", GIT_LITERAL_PATHSPECS="1", LC_ALL="C", LANGUAGE="C")
     return env
 
 

@@ -271,3 +271,16 @@ def test_parse_name_status_handles_renames_and_odd_names():
     ]
     with pytest.raises(GitError):
         parse_name_status(b"R100\0only-old\0")
+
+
+def test_folder_names_are_literal_paths_not_globs(repo, tmp_path):
+    from pgolf_audit.pr import export_folder, resolve_commit
+
+    starred = f"{TRACK}/2026-0*"  # as a glob it would also match 2026-03-19_Earlier
+    make_pr(repo, "glob", lambda r: copy_example(r, starred))
+    exported = export_folder(repo, resolve_commit(repo, "glob"), starred, tmp_path / "export")
+    assert exported.files == len(list(EXAMPLE.iterdir())) and not exported.skipped
+    assert not (tmp_path / "export" / OLD).exists()
+    report = audit(repo, "glob")
+    assert report.pr.added_folders == [starred]
+    assert [r.path for r in report.results] == [starred]
