@@ -41,6 +41,9 @@ class TokenizerHint:
     tokenizer_path: str | None = None
     dataset: str | None = None
     caseops: bool | None = None
+    # the scored token count: identifies the tokenizer when nothing else is printed, since each
+    # challenge tokenizer's full validation set has a known size
+    val_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,8 @@ def resolve_tokenizer(hint: TokenizerHint, table: RatioTable) -> tuple[str | Non
     if hint.tokenizer_path:
         name = Path(hint.tokenizer_path.replace("\\", "/")).name
         key = next((r.key for r in refs if name in r.tokenizer_files), None)
-        if key is None:
-            m = re.search(r"(\d+)", name)
+        if key is None:  # the challenge's naming, e.g. fineweb_1024_bpe.model under another folder
+            m = re.match(r"fineweb_(\d+)_bpe", name)
             wants_caseops = "caseops" in name.lower()
             key = next((r.key for r in refs if r.caseops == wants_caseops and m and r.vocab_size == int(m.group(1))), None)
         if key:
@@ -177,6 +180,12 @@ def resolve_tokenizer(hint: TokenizerHint, table: RatioTable) -> tuple[str | Non
         key = next((r.key for r in refs if r.caseops), None)
         if key:
             candidates.append((key, "caseops flag"))
+    if not candidates and hint.val_tokens:
+        key = next((r.key for r in refs if any(abs(hint.val_tokens - n) <= table.val_tokens_rel_tolerance * n
+                                               for n in r.canonical_val_tokens)), None)
+        if key:
+            candidates.append((key, f"val_tokens {hint.val_tokens:,} (the size of its validation set)"))
+            notes.append(f"tokenizer inferred from val_tokens {hint.val_tokens:,}: the log names no tokenizer")
     if not candidates:
         return None, notes
     chosen, evidence = candidates[0]

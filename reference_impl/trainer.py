@@ -432,6 +432,8 @@ def main() -> None:
                                 **({"device_id": device} if use_cuda else {}))
     try:
         _train(args, rank, local_rank, world_size, device)
+        if dist.is_initialized():
+            dist.barrier()  # no rank tears the group down while another still talks to it
     except (ShardError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
     finally:

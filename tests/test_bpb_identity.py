@@ -182,3 +182,20 @@ def test_every_precise_corpus_line_but_the_known_deviations_passes(corpus_root):
 def test_committed_table_matches_a_fresh_derivation(corpus_root):
     from pgolf_audit.reference_impl import derive_bpb_ratios as derive
     assert derive.derive(corpus_root) == default_table_path().read_text(encoding="utf-8")
+
+
+def test_custom_tokenizer_names_are_not_guessed():
+    table = load_ratio_table()
+    assert resolve_tokenizer(TokenizerHint(tokenizer_path="data/demo_sp1024_bpe.model"), table)[0] is None
+    assert resolve_tokenizer(TokenizerHint(tokenizer_path="/x/fineweb_4096_bpe.model"), table)[0] == "sp4096"
+
+
+def test_tokenizer_inferred_from_val_tokens_when_nothing_else_is_logged():
+    # LegendreGPT prints neither tokenizer nor vocab size, but scores 62,021,632 tokens: sp1024.
+    result = check_bpb_identity(TokenizerHint(val_tokens=62021632), "2.0784", "1.2353", 62021632)
+    assert result.tokenizer == "sp1024"
+    assert result.verdict is IdentityVerdict.DEVIATES
+    assert "under-counted" in result.cause
+    assert any("inferred from val_tokens" in n for n in result.notes)
+    unknown = check_bpb_identity(TokenizerHint(val_tokens=12345), "2.0", "1.2", 12345)
+    assert unknown.verdict is IdentityVerdict.UNKNOWN_TOKENIZER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -227,3 +228,64 @@ def test_quantized_artifact_round_trip():
     assert torch.equal(decompress_artifact(blob)["big"], restored["big"])
     with pytest.raises(ValueError, match="magic"):
         unpack_state_dict(b"XXXX" + payload[4:])
+
+
+# --- GPU path (skipped without CUDA) and the GPU benchmark script ---------------------------
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_trainer_on_one_gpu(demo_data, tmp_path):
+    write_train_script(tmp_path / "train_gpt.py")
+    result = run_script(tmp_path, tiny_env(demo_data, DEVICE="cuda"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (tmp_path / "logs" / "tiny.txt").read_text()
+    assert re.search(r"^  device: cuda$", log, re.M)
+    assert re.search(r"^peak memory allocated: \d+ MiB reserved: \d+ MiB$", log, re.M)
+    assert re.search(r"^final_int8_zstd_roundtrip_exact val_loss:\d+\.\d{8} val_bpb:\d+\.\d{8}$", log, re.M)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_trainer_on_two_gpus_nccl(demo_data, tmp_path):
+    write_train_script(tmp_path / "train_gpt.py")
+    result = run_script(tmp_path, tiny_env(demo_data, DEVICE="cuda", TRAIN_BATCH_TOKENS=1024),
+                        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"^world_size:2 ", (tmp_path / "logs" / "tiny.txt").read_text(), re.M)
+
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_trainer_gpu.py"
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_script_runs_its_cpu_check(tmp_path):
+    """The benchmark's pipeline (data, bundle, torchrun, parsing), on CPU with a toy model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
+    env["OMP_NUM_THREADS"] = "1"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--device", "cpu", "--nproc", "1", "--layers", "1", "--dim", "32",
+         "--heads", "2", "--kv-heads", "1", "--seq-len", "64", "--batch-tokens", "512", "--grad-accum", "1",
+         "--steps", "2", "--warmup", "0", "--vocab", "384", "--train-docs", "120", "--workdir", str(tmp_path / "w"),
+         "--out", str(tmp_path / "bench.json")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert re.search(r"^\s+1\s+1\s+[\d.]+\s+[\d,]+", result.stdout, re.M), result.stdout
+    summary = json.loads((tmp_path / "bench.json").read_text())
+    run = summary["runs"][0]
+    assert run["steps"] == 2 and run["tokens_per_second"] > 0 and run["step_avg_ms"] > 0
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_gpu_benchmark_script_on_gpu(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--nproc", "1", "--layers", "2", "--dim", "128", "--heads", "4",
+         "--kv-heads", "2", "--seq-len", "256", "--batch-tokens", "16384", "--steps", "5", "--warmup", "2",
+         "--vocab", "512", "--train-docs", "300", "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "b.json")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    run = json.loads((tmp_path / "b.json").read_text())["runs"][0]
+    assert run["tokens_per_second"] > 0 and run["peak_allocated_mib"] > 0
