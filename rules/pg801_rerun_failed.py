@@ -107,8 +107,9 @@ class RerunFailed(Check):
         shim = (rerun.get("shim") or {})
         for run in rerun.get("runs") or []:
             seed = run.get("seed")
-            where = Location(run.get("log_path") or f"seed{seed}/console.log")
-            values = {k: run.get(k) for k in ("seed", "status", "exit_code", "timed_out", "wall_seconds", "lines")}
+            # The script is where the problem is; the rerun's log (outside the folder) is evidence.
+            where = Location(ctx.entry_script or "train_gpt.py")
+            values = {k: run.get(k) for k in ("seed", "status", "exit_code", "timed_out", "wall_seconds", "lines", "log_path")}
             problems = run.get("problems") or []
             tail = run.get("error_excerpt") or _tail(run)
             last = [run.get("error_line") or run.get("last_script_line") or
@@ -145,8 +146,9 @@ class RerunFailed(Check):
                     f"seed {seed}: tried to reach the network: {attempt.get('call')} to {attempt.get('target')} from "
                     f"{attempt.get('where')}; refused by the rerun's isolation "
                     f"({(rerun.get('isolation') or {}).get('method', 'unknown')})",
-                    location=where, excerpt=tail, values={"seed": seed, **attempt})
+                    location=where, excerpt=tail, values={"seed": seed, "log_path": run.get("log_path"), **attempt})
             if run.get("leftover_processes"):
                 yield self.finding(f"seed {seed}: {run['leftover_processes']} processes were still running after "
                                    f"train_gpt.py exited; the harness ended them", location=where,
-                                   severity=Severity.WARNING, values={"seed": seed, "leftover": run["leftover_processes"]})
+                                   severity=Severity.WARNING,
+                                   values={"seed": seed, "leftover": run["leftover_processes"], "log_path": run.get("log_path")})

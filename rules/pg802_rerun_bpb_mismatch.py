@@ -84,9 +84,11 @@ class RerunBpbMismatch(Check):
         claimed_lo, claimed_hi = lo + BPB_TOLERANCE, hi - BPB_TOLERANCE
         spread = (f"{_f(claimed_lo)}" if claimed_lo == claimed_hi else f"{_f(claimed_lo)}-{_f(claimed_hi)}")
         mean = summary["val_bpb_mean"]
-        where = Location(completed[0].get("log_path") or "rerun")
+        # The claim is what disagrees; the rerun's logs (outside the folder) are evidence.
+        where = Location(ctx.submission_file) if ctx.submission_file else None
         values = {"reproduced_mean": mean, "claimed_mean": summary["claimed_val_bpb_mean"], "band": summary["band"],
-                  "seeds": [r.get("seed") for r in completed], "comparable": not provisional}
+                  "seeds": [r.get("seed") for r in completed], "comparable": not provisional,
+                  "logs": [r.get("log_path") for r in completed]}
         if not summary["within_claimed_spread"]:
             yield self.finding(
                 f"reproduced mean val_bpb {_f(mean)} over {len(completed)} seed{'s' if len(completed) != 1 else ''} is "
@@ -99,6 +101,7 @@ class RerunBpbMismatch(Check):
                 yield self.finding(
                     f"seed {run.get('seed')}: reproduced val_bpb {_f(run['val_bpb'])} is outside the claimed spread "
                     f"{spread} +- {BPB_TOLERANCE} (the mean {_f(mean)} is inside){note}",
-                    location=Location(run.get("log_path") or "rerun"),
-                    values={"seed": run.get("seed"), "val_bpb": run["val_bpb"], "band": summary["band"]},
+                    location=where,
+                    values={"seed": run.get("seed"), "val_bpb": run["val_bpb"], "band": summary["band"],
+                            "log_path": run.get("log_path")},
                     severity=Severity.INFO if provisional else Severity.WARNING)

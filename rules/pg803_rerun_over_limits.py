@@ -96,7 +96,8 @@ class RerunOverLimits(Check):
         why = "; ".join(comparable["reasons"])
         for run, over in zip(runs, checks["runs"]):
             seed = run.get("seed")
-            where = Location(run.get("log_path") or f"seed{seed}/console.log")
+            # The script produced the artifact and spent the time; the rerun's log is evidence.
+            where = Location(ctx.entry_script or "train_gpt.py")
             if over["artifact_over"]:
                 logged = run.get("reported_artifact_bytes")
                 yield self.finding(
@@ -105,7 +106,8 @@ class RerunOverLimits(Check):
                     f"{fmt_bytes(run['artifact_bytes'])} bytes, over the {fmt_bytes(limits.artifact_bytes_max)}-byte cap"
                     + (f" (the run's log printed {fmt_bytes(logged)})" if logged is not None else ""),
                     location=where, values={"seed": seed, "measured": run["artifact_bytes"],
-                                            "limit": limits.artifact_bytes_max, "logged": logged})
+                                            "limit": limits.artifact_bytes_max, "logged": logged,
+                                            "log_path": run.get("log_path")})
             yield from self._times(run, over, checks, comparable, factor, why, where)
 
     def _times(self, run, over, checks, comparable, factor, why, where):
@@ -114,7 +116,8 @@ class RerunOverLimits(Check):
         reported_train, loop = run.get("reported_train_seconds"), run.get("train_loop_seconds")
         reported_eval, external_eval = run.get("reported_eval_seconds"), run.get("eval_seconds")
         values = {"seed": seed, "reported_train_seconds": reported_train, "train_loop_seconds": loop,
-                  "reported_eval_seconds": reported_eval, "eval_seconds": external_eval, "speed_factor": factor}
+                  "reported_eval_seconds": reported_eval, "eval_seconds": external_eval, "speed_factor": factor,
+                  "log_path": run.get("log_path")}
         if comparable["timings"]:
             if over["reported_train_over"]:
                 yield self.finding(f"seed {seed}: the rerun's own log reports {fmt_s(reported_train)} of training, over "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgolf_audit.model import Category, Location, Severity
+from pgolf_audit.model import Category, Severity
 from pgolf_audit.rerun.compare import comparability
 from pgolf_audit.rerun.examples import example_calibration, example_rerun, example_run
 from pgolf_audit.rulebase import Check, FolderCase, SkipCheck
@@ -76,7 +76,6 @@ class RerunHardwareNotComparable(Check):
         hardware = rerun.get("hardware") or {}
         yield self.finding(
             f"timings are provisional: {'; '.join(comparable['reasons'])}; {calibrated}; {checkable}",
-            location=Location(rerun.get("out_dir") or "rerun"),
             values={"hardware": hardware.get("description"), "gpu_model": hardware.get("gpu_model"),
                     "gpu_count": hardware.get("gpu_count"), "nproc": rerun.get("nproc"),
-                    "speed_factor": factor, "shim": comparable["shim"]})
+                    "speed_factor": factor, "shim": comparable["shim"], "out_dir": rerun.get("out_dir")})
