@@ -1,8 +1,8 @@
 """``pgolf-audit rerun`` end to end on CPU: real torchrun launches, external measurements checked
 against the files and the log, and every kind of bad input ending in a clear finding.
 
-Kept small for a 2-core CI machine: one tiny record (the reference bundle, 6 steps), one seed
-per rerun, short timeouts.
+Kept small for a 2-core CI machine: one tiny record (the reference demo's smoke preset, 12
+steps), one seed per rerun, short timeouts.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -28,24 +29,44 @@ from pgolf_audit.render import render
 from pgolf_audit.rerun.runner import RerunRequest, run_rerun
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rerun"
-sys.path.insert(0, str(FIXTURES))
-from tiny_record import SEED, TINY_ENV, build_tiny_record  # noqa: E402
+SEED = 7
+NPROC = 2
 
 pytestmark = pytest.mark.slow
 
 
+@dataclass
+class TinyRecord:
+    folder: Path
+    data_path: Path
+    tokenizer_path: Path
+    env: dict[str, str]
+    claimed_val_bpb: float
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return build_tiny_record(tmp_path_factory.mktemp("tiny"))
+    """The reference demo record at its smallest (smoke preset, one seed, trained under
+    torchrun with 2 CPU processes): README, submission.json, log, artifact, bundled train_gpt.py."""
+    from pgolf_audit.reference_impl.demo import PRESETS, run_demo
+
+    settings = replace(PRESETS["smoke"], seeds=(SEED,))
+    demo = run_demo(tmp_path_factory.mktemp("demo"), device="cpu", settings=settings, nproc=NPROC, audit=False,
+                    log=lambda _line: None)
+    data = demo.data_dir / "datasets" / f"demo_sp{settings.vocab_size}"
+    tokenizer = demo.data_dir / "tokenizers" / f"demo_sp{settings.vocab_size}_bpe.model"
+    assert data.is_dir() and tokenizer.is_file()
+    env = settings.trainer_env() | {"OMP_NUM_THREADS": "1"}
+    return TinyRecord(demo.record_dir, data, tokenizer, env, demo.runs[0].val_bpb)
 
 
 @pytest.fixture(scope="module")
 def tiny_rerun(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_rerun")
-    args = ["rerun", str(tiny.folder), "--nproc", "2", "--device", "cpu", "--data-path", str(tiny.data_path),
+    args = ["rerun", str(tiny.folder), "--nproc", str(NPROC), "--device", "cpu", "--data-path", str(tiny.data_path),
             "--tokenizer-path", str(tiny.tokenizer_path), "--out", str(out), "--keep-scratch", "--timeout", "120",
             "--format", "json"]
-    for key, value in TINY_ENV.items():
+    for key, value in tiny.env.items():
         args += ["--env", f"{key}={value}"]
     result = CliRunner().invoke(main, args)
     return result, json.loads(result.stdout) if result.stdout.strip().startswith("{") else None, out
@@ -103,7 +124,7 @@ def test_external_measurements_agree_with_files_and_log(tiny, tiny_rerun):
     assert [line[11:] for line in timed] == plain
     assert any(line.startswith("final_int8_zstd_roundtrip_exact") for line in plain)
     # the script's own log file was kept too, and the seed's measurements
-    assert any(Path(p).name == "run_seed7.txt" for p in run["script_logs"])
+    assert any(Path(p).name == f"run_seed{SEED}.txt" for p in run["script_logs"])
     assert json.loads((out / f"seed{SEED}" / "measurements.json").read_text())["val_bpb"] == run["val_bpb"]
     assert json.loads((out / "rerun.json").read_text())["runs"][0]["seed"] == SEED
 
@@ -192,7 +213,7 @@ def test_network_attempt_is_refused_and_reported(tmp_path):
 
 
 def test_fa3_record_runs_through_the_shim(tiny, tmp_path):
-    env = {"VOCAB_SIZE": "384", "NUM_LAYERS": "1", "MODEL_DIM": "32", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
+    env = {"VOCAB_SIZE": tiny.env["VOCAB_SIZE"], "NUM_LAYERS": "1", "MODEL_DIM": "32", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
            "TRAIN_SEQ_LEN": "64", "TRAIN_BATCH_TOKENS": "512", "ITERATIONS": "4", "WARMUP_STEPS": "0",
            "TRAIN_LOG_EVERY": "1", "OMP_NUM_THREADS": "1", "VARLEN": "1"}
     rerun = run_rerun(RerunRequest(folder=FIXTURES / "fa3_record", nproc=1, device="cpu", seeds=[3], timeout_s=90,
