@@ -129,6 +129,13 @@ def test_external_measurements_agree_with_files_and_log(tiny, tiny_rerun):
     assert json.loads((out / "rerun.json").read_text())["runs"][0]["seed"] == SEED
 
 
+def test_rerun_section_matches_its_schema(tiny_rerun):
+    jsonschema = pytest.importorskip("jsonschema")
+    from pgolf_audit.rerun.schema import RERUN_SCHEMA
+
+    jsonschema.validate(tiny_rerun[1]["rerun"], RERUN_SCHEMA)
+
+
 def test_markdown_review_has_the_reproduction_table(tiny, tiny_rerun):
     _, doc, out = tiny_rerun
     report = audit_paths([tiny.folder], AuditOptions(rerun_result=doc["rerun"]))

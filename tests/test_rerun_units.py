@@ -290,3 +290,12 @@ def test_summary_off_target_with_calibration():
     # the same hardware but the claimed number of steps: scores are comparable again
     rerun = example_rerun([example_run(42, 1.1759)], hardware="1xH100")
     assert compare.comparability(rerun)["val_bpb"] is True
+
+
+def test_example_sections_match_the_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from pgolf_audit.rerun.schema import RERUN_SCHEMA
+
+    jsonschema.validate(example_rerun(), RERUN_SCHEMA)
+    jsonschema.validate(example_rerun([example_run(42, None, status="crashed", exit_code=1)], hardware="cpu",
+                                      calibration=example_calibration(3.0)), RERUN_SCHEMA)
