@@ -75,6 +75,11 @@ class RerunFailed(Check):
             example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"], exit_code=1,
                         artifact_path=None, log_tail=FA3_TAIL)])},
             message_contains=("--shim-flash-attn",)),
+        FolderCase("data not found without --data-path", options={"rerun_result": example_rerun([
+            example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"], exit_code=1,
+                        artifact_path=None,
+                        log_tail="SystemExit: error: ./data/datasets/fineweb10B_sp1024/fineweb_train_*.bin: no files match")])},
+            message_contains=("--data-path",)),
         FolderCase("hang until the timeout", options={"rerun_result": example_rerun([
             example_run(42, None, status="timeout", problems=["timeout", "no_metric", "no_artifact"], exit_code=-15,
                         timed_out=True, processes_ended_on_timeout=10, artifact_path=None,
@@ -124,8 +129,13 @@ class RerunFailed(Check):
                     location=where, excerpt=tail, values=values)
             elif "crashed" in problems:
                 hint = ""
-                if "flash_attn_interface" in (tail or "") and not shim.get("flash_attn"):
+                text = (tail or "") + "\n" + (run.get("log_tail") or "")
+                if "flash_attn_interface" in text and not shim.get("flash_attn"):
                     hint = "; the script imports flash_attn_interface (FlashAttention 3), not installed here: rerun with --shim-flash-attn"
+                elif "DATA_PATH" not in (rerun.get("env") or {}) and any(
+                        w in text for w in ("No such file", "not found", "No files", "no files match", "fineweb_")):
+                    hint = ("; DATA_PATH was not set, so the script looked for data relative to its scratch folder: "
+                            "rerun with --data-path and --tokenizer-path")
                 yield self.finding(
                     f"seed {seed}: train_gpt.py exited with exit code {run.get('exit_code')} after "
                     f"{fmt_s(run.get('wall_seconds'), 1)} on {hardware}: {last[0][:200]}{hint}",
@@ -147,6 +157,10 @@ class RerunFailed(Check):
                     f"{attempt.get('where')}; refused by the rerun's isolation "
                     f"({(rerun.get('isolation') or {}).get('method', 'unknown')})",
                     location=where, excerpt=tail, values={"seed": seed, "log_path": run.get("log_path"), **attempt})
+            if run.get("output_lines_dropped"):
+                yield self.finding(f"seed {seed}: printed more than the harness keeps; {run['output_lines_dropped']:,} "
+                                   f"later lines were dropped from the log", location=where, severity=Severity.WARNING,
+                                   values={"seed": seed, "dropped": run["output_lines_dropped"]})
             if run.get("leftover_processes"):
                 yield self.finding(f"seed {seed}: {run['leftover_processes']} processes were still running after "
                                    f"train_gpt.py exited; the harness ended them", location=where,

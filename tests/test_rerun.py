@@ -192,6 +192,15 @@ def test_hang_is_killed_with_its_whole_process_tree(tmp_path):
     assert findings and "timeout" in findings[0].message and "step:1/1000" in findings[0].message
 
 
+def test_daemon_holding_the_output_is_ended(tmp_path):
+    started = time.monotonic()
+    _, run, findings = rerun_fixture("daemon", tmp_path)
+    assert time.monotonic() - started < 45
+    assert run["exit_code"] == 0 and run["status"] == "ok" and run["val_bpb"] == pytest.approx(1.2)
+    assert run["leftover_processes"] >= 1 and run["surviving_processes"] == []
+    assert any(f.severity.value == "warning" and "still running" in f.message for f in findings)
+
+
 def test_silent_script_is_reported(tmp_path):
     _, run, findings = rerun_fixture("silent", tmp_path)
     assert run["exit_code"] == 0 and run["status"] == "no_output" and run["script_lines"] == 0

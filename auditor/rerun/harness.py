@@ -70,6 +70,9 @@ POLL_S = 0.25
 RSS_EVERY_S = 1.0
 LOG_TAIL_LINES = 40
 MAX_LINE_BYTES = 1 << 20
+# Output kept (in memory and in the logs) per seed; a run printing more is cut there and the cut
+# is reported, so a flood of output cannot exhaust the harness's memory or disk.
+MAX_OUTPUT_BYTES = 256 << 20
 EXIT_DRAIN_S = 3.0          # output still arriving after the launched process exits
 ARTIFACT_MIN_BYTES = 1_000_000
 ARTIFACT_SUFFIXES = (".ptz", ".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz", ".zst", ".zstd", ".xz",
@@ -443,6 +446,7 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
     last_poll = last_rss = 0.0
     timeout_report = drain_report = None
     lines_at_timeout: int | None = None
+    kept_bytes = dropped_lines = 0
     with open(console_path, "w", encoding="utf-8") as console, open(timed_path, "w", encoding="utf-8") as timed:
         while True:
             try:
@@ -453,6 +457,10 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
                 eof = True
             elif item:
                 stamp, raw = item
+                kept_bytes += len(raw)
+                if kept_bytes > MAX_OUTPUT_BYTES:
+                    dropped_lines += 1
+                    continue
                 text = _decode_line(raw)
                 lines.append(text)
                 stamps.append(stamp)
@@ -501,6 +509,7 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
     result["exit_code"] = proc.returncode
     result["wall_seconds"] = round(wall, 3)
     result["lines"] = len(lines)
+    result["output_lines_dropped"] = dropped_lines
     result["script_lines"] = sum(1 for line in lines if line.strip() and not is_launcher_line(line))
     result["processes_ended_on_timeout"] = timeout_report.found if timeout_report else 0
     result["leftover_processes"] = sweep.found + (drain_report.found if drain_report else 0)
