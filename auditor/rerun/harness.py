@@ -130,11 +130,11 @@ def script_failure(lines: list[str]) -> dict[str, str | None]:
             while j < len(region) and (region[j].startswith((" ", "\t")) or not region[j].strip()):
                 j += 1
             if j < len(region) and _EXCEPTION_LINE.match(region[j]) and "ChildFailedError" not in region[j]:
-                error_line = region[j]
-                excerpt = "\n".join(region[max(i, j + 1 - MAX_EXCERPT_LINES):j + 1])
+                error_line = _short(region[j])
+                excerpt = "\n".join(_short(l) for l in region[max(i, j + 1 - MAX_EXCERPT_LINES):j + 1])
     script_lines = [l for l in region if l.strip() and not is_launcher_line(l)]
     return {"error_line": error_line, "error_excerpt": excerpt,
-            "last_script_line": script_lines[-1] if script_lines else None}
+            "last_script_line": _short(script_lines[-1]) if script_lines else None}
 
 
 @dataclass
@@ -333,8 +333,15 @@ def _phase_of(line: str) -> str | None:
     return None
 
 
+EXCERPT_LINE_CHARS = 300  # a self-extracting wrapper's exec line is kilobytes long
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= EXCERPT_LINE_CHARS else line[:EXCERPT_LINE_CHARS] + f" … ({len(line):,} characters)"
+
+
 def _tail(lines: list[str], n: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(line[:2000] for line in lines[-n:])
+    return "\n".join(_short(line) for line in lines[-n:])
 
 
 def _choose_artifact(candidates: list[WatchedFile], record: RunRecord | None, code_bytes: int | None) -> WatchedFile | None:
