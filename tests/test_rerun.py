@@ -201,6 +201,16 @@ def test_daemon_holding_the_output_is_ended(tmp_path):
     assert any(f.severity.value == "warning" and "still running" in f.message for f in findings)
 
 
+def test_output_flood_is_cut_and_reported(tmp_path, monkeypatch):
+    from pgolf_audit.rerun import harness
+
+    monkeypatch.setattr(harness, "MAX_OUTPUT_BYTES", 50_000)
+    _, run, findings = rerun_fixture("flood", tmp_path)
+    assert run["exit_code"] == 0 and run["output_lines_dropped"] > 190_000
+    assert Path(run["log_path"]).stat().st_size <= 50_000
+    assert any("dropped" in f.message for f in findings)
+
+
 def test_silent_script_is_reported(tmp_path):
     _, run, findings = rerun_fixture("silent", tmp_path)
     assert run["exit_code"] == 0 and run["status"] == "no_output" and run["script_lines"] == 0

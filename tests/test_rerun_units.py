@@ -299,3 +299,16 @@ def test_example_sections_match_the_schema():
     jsonschema.validate(example_rerun(), RERUN_SCHEMA)
     jsonschema.validate(example_rerun([example_run(42, None, status="crashed", exit_code=1)], hardware="cpu",
                                       calibration=example_calibration(3.0)), RERUN_SCHEMA)
+
+
+def test_gpu_memory_sampler_keeps_the_peak_per_gpu():
+    from pgolf_audit.rerun.hardware import GpuMemorySampler
+
+    sampler = GpuMemorySampler()
+    sampler.baseline_mib = {0: 500, 1: 400}
+    for text in ("0, 1000\n1, 900\n", "0, 3000\n1, 800\n", "garbage\n0, 2500\n"):
+        for index, used in sampler._parse(text).items():
+            sampler.peak_mib[index] = max(sampler.peak_mib.get(index, 0), used)
+    result = sampler.result()
+    assert result["peak_gpu_memory_mib"] == 3000 and result["peak_gpu_memory_added_mib"] == 2500
+    assert result["peak_gpu_memory_per_gpu_mib"] == {"0": 3000, "1": 900}

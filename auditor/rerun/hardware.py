@@ -119,8 +119,7 @@ class GpuMemorySampler:
     too; the peak minus the baseline is what the run added. Samples every ``interval_ms``.
     """
 
-    def __init__(self, indices: list[int], interval_ms: int = 500):
-        self.indices = indices
+    def __init__(self, interval_ms: int = 500):
         self.interval_ms = interval_ms
         self.peak_mib: dict[int, int] = {}
         self.baseline_mib: dict[int, int] = {}
@@ -144,9 +143,7 @@ class GpuMemorySampler:
         for line in text.splitlines():
             parts = [p.strip() for p in line.split(",")]
             if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                index = int(parts[0])
-                if not self.indices or index in self.indices:
-                    values[index] = int(parts[1])
+                values[int(parts[0])] = int(parts[1])
         return values
 
     def start(self) -> bool:

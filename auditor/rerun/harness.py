@@ -63,7 +63,7 @@ from typing import Any, Callable
 
 from ..parsers.logs import RunRecord, is_log_candidate, match_formats, parse_log
 from .isolation import Isolation
-from .processes import MARKER_ENV, end_run, process_table, run_processes
+from .processes import MARKER_ENV, end_run, run_processes
 
 ENTRY_SCRIPT = "train_gpt.py"
 POLL_S = 0.25
@@ -406,7 +406,7 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
     if spec.device == "cuda":
         from .hardware import GpuMemorySampler
 
-        gpu_sampler = GpuMemorySampler(indices=[])
+        gpu_sampler = GpuMemorySampler()
         gpu_sampler.start()
 
     lines: list[str] = []
@@ -466,17 +466,17 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
                 stamp, raw = item
                 kept_bytes += len(raw)
                 if kept_bytes > MAX_OUTPUT_BYTES:
-                    dropped_lines += 1
-                    continue
-                text = _decode_line(raw)
-                lines.append(text)
-                stamps.append(stamp)
-                console.write(text + "\n")
-                timed.write(f"{stamp:10.3f} {text}\n")
-                phase = _phase_of(text)
-                if phase and phase not in phase_times:
-                    phase_times[phase] = stamp
-                    say(phase.replace("_", " "))
+                    dropped_lines += 1  # counted, not kept; the checks below still run
+                else:
+                    text = _decode_line(raw)
+                    lines.append(text)
+                    stamps.append(stamp)
+                    console.write(text + "\n")
+                    timed.write(f"{stamp:10.3f} {text}\n")
+                    phase = _phase_of(text)
+                    if phase and phase not in phase_times:
+                        phase_times[phase] = stamp
+                        say(phase.replace("_", " "))
             now = time.monotonic() - started
             if now - last_poll >= POLL_S:
                 poll_folder(now)
@@ -661,4 +661,4 @@ def classify(run: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 __all__ = ["SeedSpec", "run_seed", "copy_record", "is_artifact_like", "child_environment", "launcher_argv",
-           "display_command", "classify", "process_table"]
+           "display_command", "classify", "is_launcher_line", "script_failure"]
