@@ -609,6 +609,7 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
     (spec.out_dir / "measurements.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if not spec.keep_scratch:
         shutil.rmtree(spec.scratch_dir, ignore_errors=True)
+        shutil.rmtree(cache_dir, ignore_errors=True)  # compiled kernels: large, and rebuilt per seed anyway
     say(f"done: {result['status']}")
     return result
 
