@@ -307,8 +307,7 @@ def test_gpu_memory_sampler_keeps_the_peak_per_gpu():
     sampler = GpuMemorySampler()
     sampler.baseline_mib = {0: 500, 1: 400}
     for text in ("0, 1000\n1, 900\n", "0, 3000\n1, 800\n", "garbage\n0, 2500\n"):
-        for index, used in sampler._parse(text).items():
-            sampler.peak_mib[index] = max(sampler.peak_mib.get(index, 0), used)
+        sampler._record(sampler._parse(text))
     result = sampler.result()
     assert result["peak_gpu_memory_mib"] == 3000 and result["peak_gpu_memory_added_mib"] == 2500
     assert result["peak_gpu_memory_per_gpu_mib"] == {"0": 3000, "1": 900}

@@ -113,18 +113,20 @@ def describe_hardware(device: str, nproc: int) -> dict[str, Any]:
 
 
 class GpuMemorySampler:
-    """Peak ``memory.used`` per GPU from one ``nvidia-smi -lms`` process streaming samples.
+    """Peak ``memory.used`` per GPU, from ``nvidia-smi --query-gpu=index,memory.used`` run every
+    ``interval_s`` by a background thread (one short query each time: simpler and sturdier across
+    driver versions than nvidia-smi's own loop mode).
 
-    ``memory.used`` counts every process on the GPU, so the baseline before launch is kept
-    too; the peak minus the baseline is what the run added. Samples every ``interval_ms``.
+    ``memory.used`` counts every process on the GPU, so the baseline before launch is kept too;
+    the peak minus the baseline is what the run added.
     """
 
-    def __init__(self, interval_ms: int = 500):
-        self.interval_ms = interval_ms
+    def __init__(self, interval_s: float = 0.5):
+        self.interval_s = interval_s
         self.peak_mib: dict[int, int] = {}
         self.baseline_mib: dict[int, int] = {}
         self.samples = 0
-        self._proc: subprocess.Popen | None = None
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _read_once(self) -> dict[int, int]:
@@ -146,40 +148,29 @@ class GpuMemorySampler:
                 values[int(parts[0])] = int(parts[1])
         return values
 
+    def _record(self, values: dict[int, int]) -> None:
+        for index, used in values.items():
+            self.samples += 1
+            if used > self.peak_mib.get(index, -1):
+                self.peak_mib[index] = used
+
     def start(self) -> bool:
-        exe = nvidia_smi()
-        if exe is None:
+        if nvidia_smi() is None:
             return False
         self.baseline_mib = self._read_once()
-        try:
-            self._proc = subprocess.Popen([exe, "--query-gpu=index,memory.used", "--format=csv,noheader,nounits",
-                                           f"-lms={self.interval_ms}"], stdout=subprocess.PIPE,
-                                          stderr=subprocess.DEVNULL, text=True)
-        except OSError:
-            self._proc = None
-            return False
-        self._thread = threading.Thread(target=self._pump, name="gpu-memory", daemon=True)
+        self._thread = threading.Thread(target=self._poll, name="gpu-memory", daemon=True)
         self._thread.start()
         return True
 
-    def _pump(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            for index, used in self._parse(line).items():
-                self.samples += 1
-                if used > self.peak_mib.get(index, -1):
-                    self.peak_mib[index] = used
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._record(self._read_once())
+            self._stop.wait(self.interval_s)
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=NVIDIA_SMI_TIMEOUT_S + 5)
 
     def result(self) -> dict[str, Any]:
         if not self.peak_mib:
