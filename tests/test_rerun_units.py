@@ -311,3 +311,29 @@ def test_gpu_memory_sampler_keeps_the_peak_per_gpu():
     result = sampler.result()
     assert result["peak_gpu_memory_mib"] == 3000 and result["peak_gpu_memory_added_mib"] == 2500
     assert result["peak_gpu_memory_per_gpu_mib"] == {"0": 3000, "1": 900}
+
+
+def test_hardware_and_memory_from_a_fake_nvidia_smi(tmp_path, monkeypatch):
+    """nvidia-smi's CSV answers as an 8xH100 SXM node gives them (a stand-in script on PATH)."""
+    from pgolf_audit.rerun.hardware import GpuMemorySampler, describe_hardware
+
+    fake = tmp_path / "nvidia-smi"
+    rows = "\\n".join(f"{i}, NVIDIA H100 80GB HBM3, 81559, GPU-{i:04d}, 550.90.12" for i in range(8))
+    fake.write_text("#!/bin/sh\n"
+                    'case "$1" in\n'
+                    f'  --query-gpu=index,name*) printf "{rows}\\n" ;;\n'
+                    '  *) printf "0, 2048\\n1, 1024\\n" ;;\n'
+                    "esac\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    hardware = describe_hardware("cuda", 8)
+    assert hardware["matches_target"] and hardware["gpu_count"] == 8 and hardware["description"] == "8x NVIDIA H100 80GB HBM3"
+    assert not describe_hardware("cuda", 1)["matches_target"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert describe_hardware("cuda", 2)["gpu_count"] == 2
+    sampler = GpuMemorySampler(interval_s=0.05)
+    assert sampler.start()
+    time.sleep(0.3)
+    sampler.stop()
+    assert sampler.result()["peak_gpu_memory_mib"] == 2048 and sampler.samples >= 2
