@@ -337,3 +337,24 @@ def test_hardware_and_memory_from_a_fake_nvidia_smi(tmp_path, monkeypatch):
     time.sleep(0.3)
     sampler.stop()
     assert sampler.result()["peak_gpu_memory_mib"] == 2048 and sampler.samples >= 2
+
+
+def test_child_environment_keeps_safety_variables_and_the_callers_pythonpath(tmp_path, monkeypatch):
+    from pgolf_audit.rerun.harness import SeedSpec, child_environment
+    from pgolf_audit.rerun.isolation import GUARD, Isolation
+
+    monkeypatch.setenv("PYTHONPATH", "/opt/deps:/opt/more")
+    monkeypatch.setenv("NVSHMEM_DISABLE_NVLS", "1")
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "0")
+    monkeypatch.setenv("GITHUB_TOKEN", "secret")
+    monkeypatch.setenv("RANK", "3")
+    isolation = Isolation(method=GUARD, guard_dir=tmp_path / "guard", namespace_note="test")
+    spec = SeedSpec(folder=tmp_path, seed=7, nproc=1, device="cpu", out_dir=tmp_path / "out",
+                    scratch_dir=tmp_path / "scratch", isolation=isolation, timeout_s=10, python=sys.executable)
+    env, _ = child_environment(spec, "marker", tmp_path / "net.log", tmp_path / "cache")
+    paths = env["PYTHONPATH"].split(os.pathsep)
+    assert paths[0] == str(tmp_path / "guard")  # the network guard always comes first
+    assert paths[-2:] == ["/opt/deps", "/opt/more"]  # dependencies installed there stay importable
+    assert env["NVSHMEM_DISABLE_NVLS"] == "1" and env["NCCL_NVLS_ENABLE"] == "0"
+    assert "GITHUB_TOKEN" not in env and "RANK" not in env
+    assert env["SEED"] == "7"

@@ -87,8 +87,8 @@ ALLOWED_ENV_NAMES = frozenset({
     "VIRTUAL_ENV", "CONDA_PREFIX", "CPATH", "LIBRARY_PATH", "LD_LIBRARY_PATH", "CC", "CXX", "CUDA_HOME",
     "CUDA_PATH", "CUDA_VISIBLE_DEVICES", "PYTHONHOME", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 })
-ALLOWED_ENV_PREFIXES = ("LC_", "CUDA_", "NCCL_", "NVIDIA_", "TORCH_", "TORCHINDUCTOR_", "TRITON_", "CUBLAS_",
-                        "CUDNN_", "KMP_", "OPENBLAS_")
+ALLOWED_ENV_PREFIXES = ("LC_", "CUDA_", "NCCL_", "NVSHMEM_", "NVIDIA_", "TORCH_", "TORCHINDUCTOR_", "TRITON_",
+                        "CUBLAS_", "CUDNN_", "KMP_", "OPENBLAS_")
 # Set by torchrun for its workers; inherited values would confuse the new launch.
 DISTRIBUTED_ENV = frozenset({"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
                              "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"})
@@ -260,6 +260,9 @@ def child_environment(spec: SeedSpec, marker: str, net_log: Path, cache_dir: Pat
     if spec.shim_dir is not None:
         paths.append(str(spec.shim_dir))
         env["PGOLF_FA3_SHIM_RETURNS"] = spec.shim_returns
+    # The guard and the shim come first; the caller's own PYTHONPATH (where the script's
+    # dependencies may be installed) stays after them.
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env["SEED"] = str(spec.seed)
