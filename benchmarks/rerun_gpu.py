@@ -58,8 +58,8 @@ from pgolf_audit.rerun.processes import MARKER_ENV, end_run
 
 FA3_ENV = {
     "NUM_LAYERS": "6", "MODEL_DIM": "384", "NUM_HEADS": "6", "NUM_KV_HEADS": "2", "TRAIN_SEQ_LEN": "1024",
-    "TRAIN_BATCH_TOKENS": "65536", "ITERATIONS": "120", "WARMUP_STEPS": "3", "MAX_WALLCLOCK_SECONDS": "300",
-    "TRAIN_LOG_EVERY": "20", "VARLEN": "1", "COMPILE": "1", "LR": "0.003",
+    "TRAIN_BATCH_TOKENS": "65536", "ITERATIONS": "200", "WARMUP_STEPS": "3", "MAX_WALLCLOCK_SECONDS": "300",
+    "TRAIN_LOG_EVERY": "20", "VARLEN": "1", "COMPILE": "1", "LR": "0.001", "LR_WARMUP": "30",
 }
 # --device cpu: a dry run of this script's plumbing with tiny settings (not a measurement).
 FA3_ENV_CPU = {
