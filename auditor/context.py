@@ -254,9 +254,14 @@ class AuditContext:
         return runs
 
     @cached_property
+    def evidence_runs(self) -> list[Run]:
+        """The runs that count as evidence: the last run of each distinct log file."""
+        return [r for r in self.runs if not r.superseded and r.duplicate_of is None]
+
+    @cached_property
     def scored_runs(self) -> list[Run]:
-        """The runs that count as evidence: the last run of each distinct log, with a headline."""
-        return [r for r in self.runs if not r.superseded and r.duplicate_of is None and r.headline is not None]
+        """Evidence runs that reached a final (headline) metric line."""
+        return [r for r in self.evidence_runs if r.headline is not None]
 
     def run_mean_bpb(self, runs: list[Run] | None = None) -> float | None:
         values = [r.headline.val_bpb for r in (runs if runs is not None else self.scored_runs) if r.headline]

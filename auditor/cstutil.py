@@ -57,7 +57,9 @@ class LazyPositions:
         self._top_start: dict[int, int] | None = None
         self._resolved: dict[int, dict[cst.CSTNode, CodeRange]] = {}
 
-    def _top_lines(self) -> dict[int, int]:
+    def top_start_lines(self) -> dict[int, int]:
+        """Start line of every top-level statement, keyed by ``id(statement)`` (leading
+        comments and blank lines included), from one plain code generation."""
         if self._top_start is None:
             module = self._module
             line = 1 + sum(module.code_for_node(h).count("\n") for h in module.header)
@@ -70,7 +72,7 @@ class LazyPositions:
 
     def span(self, node: cst.CSTNode, top: cst.CSTNode) -> Span:
         """Span of ``node``, which lies inside the top-level statement ``top``."""
-        start = self._top_lines().get(id(top))
+        start = self.top_start_lines().get(id(top))
         if start is None:
             raise ValueError("top is not a top-level statement of this module")
         ranges = self._resolved.get(id(top))

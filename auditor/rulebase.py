@@ -33,7 +33,7 @@ DOC_SECTIONS = (
     "Legal alternative",
     "Known limitations",
 )
-_SECTION_RE = re.compile(r"^(%s):\s*$" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.M)
+_SECTION_RE = re.compile(r"^[ \t]*(%s):[ \t]*$" % "|".join(re.escape(s) for s in DOC_SECTIONS), re.M)
 
 STATUSES = ("preview", "stable", "deprecated", "removed")
 CODE_RE = re.compile(r"^PG\d{3}$")

@@ -26,10 +26,10 @@ def headline_eval_seconds(run: "Run") -> float | None:
 
 
 def eval_passes_seconds(run: "Run") -> float | None:
-    passes = run.record.eval_passes_ms
-    if not passes:
+    """All distinct eval passes of the run (a pass printed twice counts once)."""
+    if not run.record.eval_passes_ms:
         return None
-    return round(sum(ms for _, ms, _ in passes) / 1000.0, 3)
+    return round(run.record.eval_time_distinct_ms / 1000.0, 3)
 
 
 def train_plus_quant_seconds(run: "Run") -> float | None:

@@ -56,7 +56,7 @@ class ArtifactOverLimit(Check):
 
     def run(self, ctx):
         cap = ctx.limits.artifact_bytes_max
-        runs = required_runs(ctx)
+        runs = required_runs(ctx, scored=False)
         measured = [r for r in runs if r.record.total_bytes is not None]
         for run in measured:
             total = run.record.total_bytes
@@ -75,7 +75,7 @@ class ArtifactOverLimit(Check):
                 f"submission.json {key} claims {fmt_bytes(claims.artifact_bytes)} bytes, over the {fmt_bytes(cap)}-byte cap",
                 location=Location(claims.path, json_path=key), values={"limit": cap, "claimed": claims.artifact_bytes},
             )
-        missing = [r for r in runs if r.record.total_bytes is None]
+        missing = [r for r in runs if r.record.total_bytes is None and not r.record.eval_only]
         if not measured:
             if claims and claims.artifact_bytes is not None:
                 yield self.finding(

@@ -39,7 +39,7 @@ class SizeClaimMismatch(Check):
 
     CODE = "PG203"
     NAME = "size-claim-mismatch"
-    CATEGORY = Category.CONSISTENCY
+    CATEGORY = Category.ARTIFACT
     SEVERITY = Severity.WARNING
     REFERENCES = ("R-ART-CAP-DECIMAL", "R-FMT-SUBMISSION-JSON")
 
@@ -56,7 +56,7 @@ class SizeClaimMismatch(Check):
         claims = ctx.submission
         if claims is None:
             raise SkipCheck("no readable submission.json")
-        runs = [r for r in ctx.scored_runs if r.record.total_bytes is not None]
+        runs = [r for r in ctx.evidence_runs if r.record.total_bytes is not None]
         if not runs:
             raise SkipCheck("no log prints a total size (PG201 reports it)")
         totals = [r.record.total_bytes for r in runs]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgolf_audit.checkutil import fmt_s, required_runs, run_name
+from pgolf_audit.checkutil import fmt_s, required_runs, run_name, step_seconds
 from pgolf_audit.model import Category, Severity
 from pgolf_audit.rulebase import RECORD_TRACK, Check, FolderCase, IncompleteCheck
 
@@ -57,7 +57,7 @@ class TrainOverWallclock(Check):
 
     def run(self, ctx):
         cap = ctx.limits.train_seconds_max
-        runs = required_runs(ctx)
+        runs = required_runs(ctx, scored=False)
         timed = [r for r in runs if r.record.train_time_ms is not None]
         if not timed:
             raise IncompleteCheck("no log reports a training time: the 600 s training limit cannot be checked")
@@ -65,7 +65,7 @@ class TrainOverWallclock(Check):
             seconds = run.record.train_time_ms / 1000.0
             if seconds <= cap:
                 continue
-            step_s = (run.record.step_avg_ms or 0.0) / 1000.0
+            step_s = step_seconds(run)
             tolerance = min(step_s, ctx.limits.train_step_tolerance_max_seconds)
             over = seconds - cap
             line = run.record.train_time_line
@@ -77,5 +77,5 @@ class TrainOverWallclock(Check):
             else:
                 yield self.finding(f"{run_name(run)} trained {fmt_s(seconds)}, {over:.3f} s over the {cap:g} s limit", **common)
         for run in runs:
-            if run.record.train_time_ms is None:
+            if run.record.train_time_ms is None and not run.record.eval_only:
                 yield self.finding(f"{run_name(run)} reports no training time", location=run.at(None), severity=Severity.WARNING)

@@ -50,7 +50,7 @@ class TrainPlusQuantization(Check):
 
     def run(self, ctx):
         cap = ctx.limits.train_seconds_max
-        runs = [r for r in ctx.scored_runs if r.record.train_time_ms is not None]
+        runs = [r for r in ctx.evidence_runs if r.record.train_time_ms is not None]
         if not runs:
             raise SkipCheck("no training time logged (PG301 reports it)")
         for run in runs:

@@ -13,8 +13,8 @@ class EvalOverWallclock(Check):
     What it checks:
         The eval time of each run's headline metric (its `eval_time:Nms`, or the script's
         `total_eval_time:Xs` when printed) against `eval_seconds_max`: over is an error. When
-        the headline fits but all eval passes of the run together (roundtrip + sliding + TTT)
-        exceed the limit, both numbers are reported as a warning, since what counts inside the
+        the headline fits but all distinct eval passes of the run together (roundtrip + sliding
+        + TTT; a pass printed twice counts once) exceed the limit, both numbers are reported as a warning, since what counts inside the
         eval budget is only partly settled. A headline without any eval time is a warning: the
         limit could not be checked from the log.
 
@@ -70,14 +70,16 @@ class EvalOverWallclock(Check):
                 yield self.finding(f"{run_name(run)}: the headline {head.label} has no eval time; the {cap:g} s eval limit "
                                    f"is unchecked for this run", location=run.at(head.line), severity=Severity.WARNING)
                 continue
-            passes = sum(ms for _, ms, _ in rec.eval_passes_ms) / 1000.0 if rec.eval_passes_ms else None
+            # a pass printed twice (ttt_sliding:done and the legal_ttt line after it) counts once
+            passes = rec.eval_time_distinct_ms / 1000.0 if rec.eval_passes_ms else None
             values = {"limit": cap, "headline_eval_seconds": round(seconds, 3),
                       "all_passes_seconds": round(passes, 3) if passes is not None else None}
             if seconds > cap:
                 yield self.finding(f"{run_name(run)}: scored eval ({source}) took {seconds:,.1f} s, over the {cap:g} s limit",
                                    location=run.at(line), excerpt=ctx.line_text(run.path, line), values=values)
             elif passes is not None and passes > cap and rec.total_eval_time_s is None:
-                names = ", ".join(f"{label} {ms / 1000:,.1f} s" for label, ms, _ in rec.eval_passes_ms)
+                repeated = {m.line for m in rec.metrics if m.same_pass_as is not None}
+                names = ", ".join(f"{label} {ms / 1000:,.1f} s" for label, ms, line in rec.eval_passes_ms if line not in repeated)
                 yield self.finding(
                     f"{run_name(run)}: the headline eval took {seconds:,.1f} s, but all eval passes together take "
                     f"{passes:,.1f} s ({names}); whether the unscored passes count is not settled",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgolf_audit.checkutil import decimals_of, fmt_bpb, matching_subsets, required_runs, run_name, same_at_precision
+from pgolf_audit.checkutil import alternative_line_means, claim_decimals, fmt_bpb, matching_subsets, required_runs, run_name, same_at_precision
 from pgolf_audit.model import Category, Location, Severity
 from pgolf_audit.rulebase import Check, FolderCase, SkipCheck
 
@@ -30,8 +30,8 @@ class BpbClaimMismatch(Check):
 
     Known limitations:
         Which line is the "headline" follows the headline rule of the log catalogue; a
-        submission that legitimately reports an earlier line (a failed final TTT pass) is
-        reported as a warning for a reviewer.
+        submission that legitimately reports an earlier line (a failed final TTT pass, as in
+        2026-04-04 SP4096) is reported as a warning naming the substituted line.
     """
 
     CODE = "PG401"
@@ -47,6 +47,9 @@ class BpbClaimMismatch(Check):
         FolderCase("claim matches no run", json={"val_bpb": 1.1501}, message_contains=("matches no",)),
         FolderCase("claim is the pre-TTT sliding number", severity=Severity.WARNING,
                    json={"val_bpb": 1.18304342}, message_contains=("final_int6_sliding_window_exact",)),
+        FolderCase("claim uses one seed's pre-TTT line", severity=Severity.WARNING,
+                   json={"val_bpb": round((1.18304342 + 1.17604757 + 1.17589788) / 3, 8)},
+                   message_contains=("train_seed42.log", "instead of its headline")),
     ]
 
     def run(self, ctx):
@@ -54,7 +57,7 @@ class BpbClaimMismatch(Check):
         if claims is None or claims.val_bpb is None:
             raise SkipCheck("no claimed val_bpb (PG607 reports it)")
         claim = claims.val_bpb
-        decimals = decimals_of(claim)
+        decimals = claim_decimals(claim)
         runs = required_runs(ctx)
         key = claims.key_used.get("val_bpb", "val_bpb")
         where = Location(claims.path, json_path=key)
@@ -78,6 +81,16 @@ class BpbClaimMismatch(Check):
                            f"all runs average {fmt_bpb(mean)}")
             yield self.finding(message, location=where, severity=Severity.WARNING, values=values,
                                related=[r.at(r.headline.line) for r in subset])
+            return
+        swapped = alternative_line_means(claim, runs, decimals) if len(runs) > 1 else None
+        if swapped:
+            names = "; ".join(f"{run_name(r)} {m.label} {fmt_bpb(m.val_bpb)} (line {m.line}) instead of its headline "
+                              f"{r.headline.label} {fmt_bpb(r.headline.val_bpb)}" for r, m in swapped)
+            yield self.finding(
+                f"claimed {key} {fmt_bpb(claim)} is the mean of the runs only when {names}; the mean of the headlines "
+                f"is {fmt_bpb(mean)}: a reviewer must decide which line is the submitted metric",
+                location=where, severity=Severity.WARNING, values=values, related=[r.at(m.line) for r, m in swapped],
+            )
             return
         for run in ctx.runs:
             for metric in [*run.record.metrics, *run.record.val_steps]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgolf_audit.checkutil import decimals_of, fmt_bpb, same_at_precision
+from pgolf_audit.checkutil import fmt_bpb, printed_decimals, same_at_precision
 from pgolf_audit.model import Category, Location, Severity
 from pgolf_audit.rulebase import Check, FolderCase, SkipCheck
 
@@ -53,7 +53,7 @@ class ReadmeClaimMismatch(Check):
         head = readme.headline_bpb or readme.mean_bpb
         where = lambda m: Location(ctx.readme_file, m.line, m.line)  # noqa: E731
         if head is not None:
-            decimals = decimals_of(head.value)
+            decimals = printed_decimals(head.value, head.text)
             if claims and claims.val_bpb is not None and not same_at_precision(head.value, claims.val_bpb, decimals):
                 yield self.finding(f"README headline val_bpb {fmt_bpb(head.value)} differs from submission.json "
                                    f"{fmt_bpb(claims.val_bpb)}", location=where(head), excerpt=head.text,
@@ -63,14 +63,17 @@ class ReadmeClaimMismatch(Check):
                 if not same_at_precision(head.value, mean, decimals):
                     yield self.finding(f"README headline val_bpb {fmt_bpb(head.value)} differs from the logs' mean "
                                        f"{fmt_bpb(mean)}", location=where(head), excerpt=head.text)
-        runs_by_seed = {r.seed: r for r in ctx.scored_runs if r.seed is not None}
+        runs_by_seed: dict[int, list] = {}
+        for r in ctx.runs:
+            if r.seed is not None and r.headline is not None:
+                runs_by_seed.setdefault(r.seed, []).append(r)
         for seed, mention in sorted(readme.seed_bpb.items()):
-            run = runs_by_seed.get(seed)
-            if run is None:
+            seed_runs = runs_by_seed.get(seed)
+            if not seed_runs:
                 continue
-            if not same_at_precision(mention.value, run.headline.val_bpb, decimals_of(mention.value)) and not any(
-                same_at_precision(mention.value, m.val_bpb, decimals_of(mention.value)) for m in run.record.metrics
-            ):
+            decimals = printed_decimals(mention.value, mention.text)
+            run = seed_runs[-1]
+            if not any(same_at_precision(mention.value, m.val_bpb, decimals) for r in seed_runs for m in r.record.metrics):
                 yield self.finding(f"README gives seed {seed} val_bpb {fmt_bpb(mention.value)}; its log reports "
                                    f"{fmt_bpb(run.headline.val_bpb)}", location=where(mention), excerpt=mention.text,
                                    related=[run.at(run.headline.line)])

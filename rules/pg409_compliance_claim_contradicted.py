@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgolf_audit.checkutil import fmt_bytes
+from pgolf_audit.checkutil import fmt_bytes, step_seconds
 from pgolf_audit.model import Category, Location, Severity
 from pgolf_audit.rulebase import Check, FolderCase, SkipCheck
 
@@ -75,7 +75,7 @@ class ComplianceClaimContradicted(Check):
                     t = r.record.train_time_ms
                     if t is None:
                         continue
-                    tol = min((r.record.step_avg_ms or 0) / 1000, limits.train_step_tolerance_max_seconds)
+                    tol = min(step_seconds(r), limits.train_step_tolerance_max_seconds)
                     if t / 1000 > limits.train_seconds_max + tol:
                         yield self.finding(f"compliance.{flag} is true but {r.label} trained {t / 1000:,.3f} s",
                                            location=where)

@@ -48,11 +48,11 @@ class WrappedCode(Check):
             raise SkipCheck(ctx.code_error or "no code")
         if not code.wrapped:
             return
-        chain = " -> ".join(f"{l.file}:{l.line} {l.description}" for l in code.layers)
+        chain = "; ".join(f"layer {i} at {l.file}:{l.line}: {l.description}" for i, l in enumerate(code.layers, 1))
         unwrapped = len(code.source.encode("utf-8"))
         yield self.finding(
-            f"{code.entry} ({code.entry_bytes:,} bytes) is a {code.wrapper_name()}; audited its {unwrapped:,}-byte "
-            f"unwrapped source{' from ' + code.origin if code.origin != code.entry else ''} ({chain})",
+            f"{code.entry} ({code.entry_bytes:,} bytes) is a self-extracting wrapper ({chain}); audited its "
+            f"{unwrapped:,}-byte unwrapped source{' from ' + code.origin if code.origin != code.entry else ''}",
             location=Location(code.entry, code.layers[0].line if code.layers else None),
             values={"entry_bytes": code.entry_bytes, "unwrapped_bytes": unwrapped, "layers": len(code.layers)},
         )

@@ -6,14 +6,19 @@ from pgolf_audit.model import Category, Location, Severity
 from pgolf_audit.rulebase import Check, FolderCase, SkipCheck
 
 
+# Who and what: a submission without these cannot be attributed or listed.
+IDENTITY_FIELDS = ("author", "github_id", "name", "date")
+
+
 class InvalidSubmissionJson(Check):
     """submission.json is not a readable JSON object, or lacks the fields a record states.
 
     What it checks:
         The claims file parses as a UTF-8 JSON object (error otherwise, with the parser's
-        position). Then the expected concepts: author, github_id, name, date and val_bpb;
-        missing ones are warnings (val_bpb: error, the claim is the point of the file). Keys
-        outside the known vocabulary are listed as info, never failed (39 real key sets exist).
+        position). Then the expected concepts: a missing val_bpb is an error (the claim is the
+        point of the file), missing author, github_id, name or date are warnings, other
+        expected fields (track, seeds, val_loss, ...) are info. Keys outside the known
+        vocabulary are listed as info, never failed (39 real key sets exist).
 
     Why it breaks the rules:
         The claims must be machine-checkable against the logs (R-FMT-SUBMISSION-JSON).
@@ -54,9 +59,16 @@ class InvalidSubmissionJson(Check):
         if claims is None:
             yield self.finding(f"{rel} cannot be used: {ctx.submission_error}", location=Location(rel))
             return
+        optional = []
         for concept in claims.missing:
-            severity = Severity.ERROR if concept == "val_bpb" else Severity.WARNING
-            yield self.finding(f"{rel} has no {concept}", location=Location(rel, json_path=concept), severity=severity)
+            if concept == "val_bpb" or concept in IDENTITY_FIELDS:
+                severity = Severity.ERROR if concept == "val_bpb" else Severity.WARNING
+                yield self.finding(f"{rel} has no {concept}", location=Location(rel, json_path=concept), severity=severity)
+            else:
+                optional.append(concept)
+        if optional:
+            yield self.finding(f"{rel} lacks fields records usually state: {', '.join(optional)}",
+                               location=Location(rel), severity=Severity.INFO)
         for problem in claims.problems:
             yield self.finding(f"{rel}: {problem}", location=Location(rel), severity=Severity.WARNING)
         if claims.unknown_keys:

@@ -35,7 +35,10 @@ def folder_documents(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ---- text helpers used by the templates ------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# Characters that can start markup inline: emphasis, code, links/images, HTML, tables,
+# strikethrough. (Block markers like # or - only matter at the start of a line, and the
+# templates never start a line with submitter text.)
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md_escape(value: Any) -> str:
@@ -43,7 +46,7 @@ def md_escape(value: Any) -> str:
     if value is None:
         return ""
     text = str(value).replace("\r", " ").replace("\n", " ")
-    text = text.replace("&", "&amp;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 

@@ -1,0 +1,837 @@
+"""Counted code bytes of a submission (R-ART-CODE-BYTES).
+
+Counted code is ``train_gpt.py`` plus every local module or source file that it imports,
+executes, compiles or loads at train/eval time: helper modules (#1514's ``ngram_tilt.py``),
+exec'd siblings (#1412's ``train_gpt_decode.py``) and native sources built at run time
+(#1514's ``ngram/fused_expert_kernel.cpp`` through ``torch.utils.cpp_extension.load``).
+References are found statically in the unwrapped code, recursively through helpers; nothing
+is imported or run. Sizes are the raw on-disk bytes of each file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import posixpath
+import re
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Mapping
+
+import libcst as cst
+
+from pgolf_audit.cstutil import LazyPositions, SourceParseError, dotted_name, parse_module
+from pgolf_audit.unwrap import (
+    DEFAULT_MAX_FILE_BYTES,
+    FolderReader,
+    LiteralError,
+    UnwrapError,
+    UnwrappedCode,
+    folder_path,
+    folder_relative,
+    modelled_abspath,
+    string_value,
+    unwrap,
+    unwrap_file,
+)
+
+PYTHON_EXTENSIONS = (".py", ".pyx", ".pxd", ".triton")
+NATIVE_EXTENSIONS = (".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".hxx", ".cu", ".cuh", ".ptx")
+SOURCE_EXTENSIONS = PYTHON_EXTENSIONS + NATIVE_EXTENSIONS
+
+# Libraries a submission commonly imports; a same-named local file shadows them.
+KNOWN_LIBRARIES = frozenset({
+    "torch", "numpy", "triton", "sentencepiece", "brotli", "zstandard", "zstd", "flash_attn",
+    "flash_attn_interface", "einops", "tiktoken", "datasets", "huggingface_hub", "transformers",
+    "scipy", "safetensors", "tqdm", "wandb",
+}) | frozenset(sys.stdlib_module_names)
+
+_SOURCE_MENTION_RE = re.compile(r"\.(?:py|pyx|pxd|triton|c|cc|cpp|cxx|h|hh|hpp|hxx|cu|cuh|ptx)\b")
+_INCLUDE_RE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.M)
+# A top-level statement whose text has none of these cannot hold a reference, so the scan
+# skips it without walking its nodes (most of a training script is model and loop code).
+_RELEVANT_TEXT_RE = re.compile(
+    r"import|exec|compile|run_path|load|spec_from_file|SourceFileLoader|subprocess|system|popen|spawn"
+    r"|sys\.path|__file__|os\.path|Path|" + _SOURCE_MENTION_RE.pattern
+)
+_RELEVANT_IMPORT_PREFIXES = ("torch.utils.cpp_extension", "importlib", "runpy", "subprocess", "os.path", "os.system",
+                             "os.popen", "pathlib", "builtins")
+_MAX_PATH_LITERAL = 4096
+_MENTION_REASONS = frozenset({"named by a path expression", "named by a string literal", "named by an f-string"})
+_MAX_CANDIDATES = 16
+_MAX_BINDING_DEPTH = 6
+
+
+@dataclass(frozen=True)
+class CountedFile:
+    path: str                    # relative to the record folder, POSIX separators
+    bytes: int                   # raw on-disk size
+    reason: str                  # why it counts: "imported module", "entry script", ...
+    referenced_from: str | None  # file holding the reference (None for the entry)
+    line: int | None             # line of the reference in that file's unwrapped source
+
+
+@dataclass
+class CodeAccounting:
+    entry: str
+    files: list[CountedFile]           # entry first
+    total_bytes: int                   # sum of raw on-disk bytes of all counted files
+    entry_bytes: int
+    unwrapped_entry_bytes: int
+    uncounted_candidates: list[str]    # other source files in the folder not reached
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def helper_bytes(self) -> int:
+        """Bytes counted besides the entry script."""
+        return self.total_bytes - self.entry_bytes
+
+
+def is_source_file(path: str) -> bool:
+    return path.lower().endswith(SOURCE_EXTENSIONS)
+
+
+# ---------------------------------------------------------------------------------------
+# References found in one Python module
+
+
+@dataclass(frozen=True)
+class _Import:
+    module: str
+    names: tuple[str, ...]
+    level: int
+    line: int | None
+
+
+@dataclass(frozen=True)
+class _PathReference:
+    path: str
+    reason: str
+    line: int | None
+
+
+_PATH_FUNCTIONS = {
+    "os.path.join", "os.path.dirname", "os.path.abspath", "os.path.realpath", "os.path.normpath",
+    "os.path.expanduser", "os.fspath", "builtins.str", "pathlib.Path", "pathlib.PurePath",
+    "pathlib.PosixPath", "pathlib.PurePosixPath",
+}
+_PATH_METHODS = {"with_name", "with_suffix", "joinpath", "resolve", "absolute", "replace", "expanduser"}
+_IMPORT_FUNCTIONS = {"importlib.import_module", "builtins.__import__", "importlib.__import__"}
+_SPEC_FUNCTIONS = {"importlib.util.spec_from_file_location": 1, "importlib.machinery.SourceFileLoader": 1}
+_RUN_FILE_FUNCTIONS = {"runpy.run_path", "builtins.exec", "builtins.compile"}
+_CPP_EXTENSION_LOADERS = {"torch.utils.cpp_extension.load", "torch.utils.cpp_extension.load_inline"}
+_SUBPROCESS_PREFIXES = ("subprocess.", "os.system", "os.popen", "os.spawn", "os.exec")
+_BUILTINS = {"str", "open", "exec", "compile", "__import__"}
+
+
+class _ModuleScanner(cst.CSTVisitor):
+    """Collects imports and file references of one module, with lines in its source."""
+
+    def __init__(self, module: cst.Module, source: str, file: str, runtime_file: str, folder_files: Mapping[str, int]):
+        super().__init__()
+        self.module = module
+        self.source = source
+        self.file = file
+        self.file_dir = posixpath.dirname(file)
+        self.runtime_file = runtime_file
+        self.folder_files = folder_files
+        self.positions = LazyPositions(module)
+        self.top: cst.CSTNode | None = None
+        self.aliases: dict[str, str] = {}
+        self.bindings: dict[str, list[cst.BaseExpression]] = {}
+        self.imports: list[_Import] = []
+        self.references: list[_PathReference] = []
+        self.problems: list[str] = []
+        self.extra_roots: list[str] = []
+        self._explained: set[int] = set()  # ids of string nodes already resolved with a specific reason
+        self.pending: list[tuple[cst.CSTNode | None, Callable[[cst.CSTNode], None], cst.CSTNode]] = []
+
+    # -- driving -------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """One pass over the top-level statements whose text can hold a reference, then
+        resolution of what was found (names bound later in the file resolve too)."""
+        self._collect_module_bindings()
+        aliased = self._relevant_aliases()
+        for top, text in zip(self.module.body, _top_level_texts(self.module, self.source, self.positions)):
+            if _RELEVANT_TEXT_RE.search(text) or (aliased is not None and aliased.search(text)):
+                self.top = top
+                top.visit(self)
+        for top, handler, node in self.pending:
+            self.top = top
+            handler(node)
+        self.pending.clear()
+
+    def line_of(self, node: cst.CSTNode) -> int | None:
+        if self.top is None:
+            return None
+        try:
+            return self.positions.span(node, self.top).start_line
+        except ValueError:
+            return None
+
+    def _collect_module_bindings(self) -> None:
+        """``name = expr`` at module level (also under top-level if/try/with blocks); the
+        statements visited later add their own, function-local ones included."""
+        pending: list[cst.CSTNode] = list(self.module.body)
+        while pending:
+            statement = pending.pop()
+            if isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    if isinstance(small, (cst.Import, cst.ImportFrom)):
+                        self._alias(small)
+                    else:
+                        self._bind(small)
+                continue
+            blocks: list[cst.CSTNode | None] = []
+            if isinstance(statement, (cst.If, cst.With)):
+                blocks = [statement.body, getattr(statement, "orelse", None)]
+            elif isinstance(statement, cst.Try):
+                blocks = [statement.body, statement.orelse, statement.finalbody]
+                blocks += [handler.body for handler in statement.handlers]
+            for block in blocks:
+                if isinstance(block, (cst.Else, cst.Finally)):
+                    block = block.body
+                if isinstance(block, cst.If):  # elif
+                    pending.append(block)
+                elif isinstance(block, cst.IndentedBlock):
+                    pending.extend(block.body)
+
+    def _relevant_aliases(self) -> re.Pattern[str] | None:
+        """Local names that module-level imports give to loaders, so that a call spelled
+        ``build_extension(...)`` (``from torch.utils.cpp_extension import load as
+        build_extension``) still marks its statement as worth walking."""
+        names = [local for local, target in self.aliases.items()
+                 if target.startswith(_RELEVANT_IMPORT_PREFIXES) and not _RELEVANT_TEXT_RE.search(local)]
+        return re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
+
+    def _bind(self, node: cst.CSTNode) -> None:
+        if isinstance(node, cst.Assign):
+            names = [t.target.value for t in node.targets if isinstance(t.target, cst.Name)]
+        elif isinstance(node, cst.AnnAssign) and isinstance(node.target, cst.Name) and node.value is not None:
+            names = [node.target.value]
+        else:
+            return
+        for name in names:
+            values = self.bindings.setdefault(name, [])
+            if not any(value is node.value for value in values):  # module-level ones are seen twice
+                values.append(node.value)  # type: ignore[arg-type]
+
+    def defer(self, handler: Callable[[cst.CSTNode], None], node: cst.CSTNode) -> None:
+        self.pending.append((self.top, handler, node))
+
+    # -- names ---------------------------------------------------------------------------
+
+    def qualified(self, func: cst.BaseExpression) -> str | None:
+        name = dotted_name(func)
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        if head in self.aliases:
+            return self.aliases[head] + ("." + rest if rest else "")
+        if head in _BUILTINS and not rest:
+            return "builtins." + head
+        return name
+
+    def add_reference(self, candidate: object, reason: str, node: cst.CSTNode, *, also_file_dir: bool) -> bool:
+        """Record ``candidate`` (a modelled path) when it names an existing source file."""
+        for relative in self._relative_candidates(candidate, also_file_dir):
+            if relative in self.folder_files and is_source_file(relative):
+                self.references.append(_PathReference(relative, reason, self.line_of(node)))
+                return True
+        return False
+
+    def _relative_candidates(self, candidate: object, also_file_dir: bool) -> list[str]:
+        text = str(candidate)
+        results = []
+        try:
+            results.append(folder_relative(text))
+        except ValueError:
+            return []
+        if also_file_dir and self.file_dir and not text.startswith("/"):
+            try:
+                results.append(folder_relative(posixpath.join(self.file_dir, text)))
+            except ValueError:
+                pass
+        return results
+
+    # -- static path values --------------------------------------------------------------
+
+    def path_values(self, node: cst.BaseExpression, depth: int = 0) -> list[object]:
+        """Possible values (str or PurePosixPath, modelled below the folder root) of a path
+        expression; empty when it is not statically known."""
+        if depth > _MAX_BINDING_DEPTH:
+            return []
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+            value = self.literal(node)
+            return [value] if isinstance(value, str) else []
+        if isinstance(node, cst.Name):
+            if node.value == "__file__":
+                return [folder_path(self.runtime_file)]
+            values: list[object] = []
+            for bound in self.bindings.get(node.value, [])[:_MAX_CANDIDATES]:
+                values.extend(self.path_values(bound, depth + 1))
+            return _unique(values)
+        if isinstance(node, cst.Attribute):
+            if node.attr.value in ("parent", "name", "stem"):
+                return [getattr(PurePosixPath(str(v)), node.attr.value) for v in self.path_values(node.value, depth + 1)]
+            return []
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, (cst.Divide, cst.Add)):
+                left = self.path_values(node.left, depth + 1)
+                right = self.path_values(node.right, depth + 1)
+                results: list[object] = []
+                for a, b in itertools.islice(itertools.product(left, right), _MAX_CANDIDATES):
+                    if isinstance(node.operator, cst.Divide):
+                        if isinstance(a, PurePosixPath):
+                            results.append(a / str(b))
+                    elif isinstance(a, str) and isinstance(b, str):
+                        results.append(a + b)
+                return results
+            return []
+        if isinstance(node, cst.Call):
+            return self.call_path_values(node, depth)
+        return []
+
+    def call_path_values(self, node: cst.Call, depth: int) -> list[object]:
+        name = self.qualified(node.func)
+        positional = [a.value for a in node.args if a.keyword is None and not a.star]
+        if name in _PATH_FUNCTIONS:
+            arg_values = [self.path_values(a, depth + 1) for a in positional]
+            if any(not values for values in arg_values):
+                return []
+            results: list[object] = []
+            for combo in itertools.islice(itertools.product(*arg_values), _MAX_CANDIDATES):
+                parts = [str(p) for p in combo]
+                function = name.rsplit(".", 1)[-1]
+                if name.startswith("pathlib."):
+                    results.append(PurePosixPath(*parts) if parts else PurePosixPath("."))
+                elif function == "join" and parts:
+                    results.append(posixpath.join(*parts))
+                elif len(parts) == 1:
+                    if function == "dirname":
+                        results.append(posixpath.dirname(parts[0]))
+                    elif function in ("abspath", "realpath"):
+                        results.append(modelled_abspath(parts[0]))
+                    elif function == "normpath":
+                        results.append(posixpath.normpath(parts[0]))
+                    else:  # str, fspath, expanduser
+                        results.append(parts[0])
+            return results
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in _PATH_METHODS:
+            method = node.func.attr.value
+            owners = self.path_values(node.func.value, depth + 1)
+            arg_values = [self.path_values(a, depth + 1) for a in positional]
+            if not owners or any(not values for values in arg_values):
+                return []
+            results = []
+            for owner in owners:
+                for combo in itertools.islice(itertools.product(*arg_values), _MAX_CANDIDATES):
+                    args = [str(a) for a in combo]
+                    try:
+                        if method == "replace" and isinstance(owner, str) and len(args) == 2:
+                            results.append(owner.replace(args[0], args[1]))
+                        elif isinstance(owner, PurePosixPath):
+                            if method in ("resolve", "absolute"):
+                                results.append(PurePosixPath(modelled_abspath(str(owner))))
+                            elif method == "expanduser":
+                                results.append(owner)
+                            elif method == "joinpath":
+                                results.append(owner.joinpath(*args))
+                            elif method in ("with_name", "with_suffix") and len(args) == 1:
+                                results.append(getattr(owner, method)(args[0]))
+                    except ValueError:
+                        continue
+            return results
+        return []
+
+    def sequence_items(self, node: cst.BaseExpression, depth: int = 0) -> list[cst.BaseExpression]:
+        """Items of a list/tuple literal, following names bound to one (``sources=KERNELS``)."""
+        if isinstance(node, cst.Name) and depth < _MAX_BINDING_DEPTH:
+            bound = self.bindings.get(node.value, [])
+            if bound and all(isinstance(b, (cst.List, cst.Tuple, cst.Name)) for b in bound):
+                return [item for b in bound for item in self.sequence_items(b, depth + 1)]
+        if isinstance(node, (cst.List, cst.Tuple)):
+            items: list[cst.BaseExpression] = []
+            for element in node.elements:
+                if isinstance(element, cst.StarredElement):
+                    items.extend(self.sequence_items(element.value, depth + 1))
+                else:
+                    items.append(element.value)
+            return items
+        return [node]
+
+    def literal(self, node: cst.BaseExpression) -> str | bytes | None:
+        try:
+            return string_value(node, _MAX_PATH_LITERAL)
+        except LiteralError:
+            return None
+
+    # -- visitors ------------------------------------------------------------------------
+
+    def visit_Import(self, node: cst.Import) -> None:
+        line = self.line_of(node)
+        for alias in node.names:
+            self.imports.append(_Import(dotted_name(alias.name) or "", (), 0, line))
+        self._alias(node)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        module = dotted_name(node.module) if node.module is not None else ""
+        names = ("*",) if isinstance(node.names, cst.ImportStar) else tuple(dotted_name(a.name) or "" for a in node.names)
+        self.imports.append(_Import(module or "", names, len(node.relative), self.line_of(node)))
+        self._alias(node)
+
+    def _alias(self, node: cst.Import | cst.ImportFrom) -> None:
+        """Record local name -> qualified name for call resolution."""
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                full = dotted_name(alias.name) or ""
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    self.aliases[alias.asname.name.value] = full
+                else:
+                    head = full.split(".")[0]
+                    self.aliases.setdefault(head, head)
+            return
+        module = dotted_name(node.module) if node.module is not None else ""
+        if node.relative or not module or isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            name = dotted_name(alias.name) or ""
+            local = name
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.aliases[local] = f"{module}.{name}"
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._bind(node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._bind(node)
+
+    def visit_Expr(self, node: cst.Expr) -> bool:
+        # docstrings and bare string statements are prose, not file references
+        return not isinstance(node.value, (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.defer(self.resolve_call, node)
+
+    def resolve_call(self, node: cst.Call) -> None:
+        name = self.qualified(node.func)
+        if name is None:
+            return
+        positional = [a.value for a in node.args if a.keyword is None and not a.star]
+        keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+
+        if name in _IMPORT_FUNCTIONS:
+            target = positional[0] if positional else keywords.get("name")
+            value = self.literal(target) if target is not None else None
+            if isinstance(value, str):
+                level = len(value) - len(value.lstrip("."))
+                self.imports.append(_Import(value.lstrip("."), (), level, self.line_of(node)))
+                self._explain(target)
+            else:
+                self.problem(node, "dynamic import", "could not be resolved")
+            return
+
+        if name in _SPEC_FUNCTIONS or name.endswith(".spec_from_file_location"):
+            index = _SPEC_FUNCTIONS.get(name, 1)
+            target = positional[index] if len(positional) > index else keywords.get("location", keywords.get("path"))
+            self._resolve_file_argument(node, target, "module loaded by importlib", "importlib file load")
+            return
+
+        if name in _CPP_EXTENSION_LOADERS or name.endswith("cpp_extension.load"):
+            sources = keywords.get("sources")
+            if sources is None and len(positional) > 1 and name.endswith(".load"):
+                sources = positional[1]
+            if sources is None:
+                return
+            for value in self.sequence_items(sources):
+                self._resolve_file_argument(node, value, "native source built by torch.utils.cpp_extension.load",
+                                            "cpp_extension source")
+            return
+
+        if name in _RUN_FILE_FUNCTIONS and positional:
+            target = self._file_read_target(positional[0])
+            if target is not None:
+                self._resolve_file_argument(node, target, "run by exec" if name != "runpy.run_path" else "run by runpy.run_path",
+                                            "exec of a file")
+            elif name == "runpy.run_path":
+                self._resolve_file_argument(node, positional[0], "run by runpy.run_path", "runpy.run_path file")
+            elif not isinstance(positional[0], (cst.SimpleString, cst.ConcatenatedString)):
+                # code built at run time may come from anywhere; say so rather than count nothing
+                self.problem(node, "exec of code built at run time", "could not be traced to a file")
+            return
+
+        if name in ("sys.path.insert", "sys.path.append"):
+            target = positional[-1] if positional else None
+            for value in self.path_values(target) if target is not None else []:
+                try:
+                    directory = folder_relative(str(value))
+                except ValueError:
+                    directory = "" if str(value) in (".", "") else None
+                if directory is not None and directory not in self.extra_roots:
+                    self.extra_roots.append(directory)
+            return
+
+        if name.startswith(_SUBPROCESS_PREFIXES):
+            for value in positional:
+                elements = value.elements if isinstance(value, (cst.List, cst.Tuple)) else [value]
+                for element in elements:
+                    expression = element.value if isinstance(element, (cst.Element, cst.StarredElement)) else element
+                    for candidate in self.path_values(expression):
+                        for word in str(candidate).split():
+                            if self.add_reference(word, "source compiled by a subprocess call", node, also_file_dir=True):
+                                self._explain(expression)
+            return
+
+        if name in _PATH_FUNCTIONS or (isinstance(node.func, cst.Attribute) and node.func.attr.value in _PATH_METHODS):
+            for candidate in self.call_path_values(node, 0):
+                self.add_reference(candidate, "named by a path expression", node, also_file_dir=False)
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if isinstance(node.operator, (cst.Divide, cst.Add)):
+            self.defer(self.resolve_path_expression, node)
+
+    def resolve_path_expression(self, node: cst.BinaryOperation) -> None:
+        for candidate in self.path_values(node):
+            self.add_reference(candidate, "named by a path expression", node, also_file_dir=False)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        self.defer(self._string_reference, node)
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
+        self.defer(self._string_reference, node)
+        return False
+
+    def visit_FormattedString(self, node: cst.FormattedString) -> bool:
+        self.defer(self.resolve_fstring, node)
+        return False
+
+    def resolve_fstring(self, node: cst.FormattedString) -> None:
+        # f"{here}/ngram/kernel.cpp": the literal tail after the last placeholder
+        tail: list[str] = []
+        for part in reversed(node.parts):
+            if not isinstance(part, cst.FormattedStringText):
+                break
+            tail.append(part.value)
+        text = "".join(reversed(tail)).lstrip("/")
+        if text and _SOURCE_MENTION_RE.search(text) and "\\" not in text:
+            self.add_reference(text, "named by an f-string", node, also_file_dir=True)
+
+    def _string_reference(self, node: cst.BaseExpression) -> None:
+        if id(node) in self._explained:
+            return
+        raw = node.value if isinstance(node, cst.SimpleString) else None
+        if raw is not None and (len(raw) > _MAX_PATH_LITERAL or not _SOURCE_MENTION_RE.search(raw)):
+            return
+        value = self.literal(node)
+        if isinstance(value, str) and _SOURCE_MENTION_RE.search(value):
+            self.add_reference(value, "named by a string literal", node, also_file_dir=True)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _explain(self, node: cst.CSTNode | None) -> None:
+        if node is not None:
+            self._explained.add(id(node))
+
+    def _file_read_target(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The path inside ``open(P).read()``, ``Path(P).read_text()`` or ``compile(open(P).read(), ...)``."""
+        if not isinstance(node, cst.Call):
+            return None
+        name = self.qualified(node.func)
+        if name == "builtins.compile":
+            positional = [a.value for a in node.args if a.keyword is None]
+            return self._file_read_target(positional[0]) if positional else None
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("read", "read_text", "read_bytes"):
+            inner = node.func.value
+            if node.func.attr.value == "read" and isinstance(inner, cst.Call) and self.qualified(inner.func) in ("builtins.open", "io.open"):
+                positional = [a.value for a in inner.args if a.keyword is None]
+                return positional[0] if positional else None
+            if node.func.attr.value != "read":
+                return inner
+        return None
+
+    def _resolve_file_argument(self, node: cst.Call, target: cst.BaseExpression | None, reason: str, what: str) -> None:
+        if target is None:
+            self.problem(node, what, "has no file argument")
+            return
+        candidates = self.path_values(target)
+        if not candidates:
+            self.problem(node, what, "could not be resolved")
+            return
+        found = False
+        for candidate in candidates:
+            for relative in self._relative_candidates(candidate, also_file_dir=True):
+                if relative in self.folder_files:
+                    if is_source_file(relative) or reason.startswith(("run by", "module loaded")):
+                        self.references.append(_PathReference(relative, reason, self.line_of(node)))
+                    found = True
+                    break
+        if found:
+            self._explain(target)
+        else:
+            shown = ", ".join(sorted({_display_path(c) for c in candidates})[:3])
+            self.problem(node, what, f"names {shown}, which is not in the record folder")
+
+    def problem(self, node: cst.CSTNode, what: str, detail: str) -> None:
+        line = self.line_of(node)
+        message = f"{what} at line {line} of {self.file} {detail}" if line else f"{what} in {self.file} {detail}"
+        if message not in self.problems:
+            self.problems.append(message)
+
+
+def _top_level_texts(module: cst.Module, source: str, positions: LazyPositions) -> list[str]:
+    """Source text of each element of ``module.body`` (leading comments included).
+
+    The start lines come from the LazyPositions of the same module, whose one code
+    generation pass is needed for reference lines anyway; slicing ``source`` by them avoids
+    a second pass.
+    """
+    starts_by_id = positions.top_start_lines()
+    starts = [starts_by_id[id(top)] for top in module.body]
+    # split on "\n" only: libcst counts lines the same way (str.splitlines would also split
+    # on form feeds and Unicode line separators inside literals)
+    pieces = source.split("\n")
+    texts = ["\n".join(pieces[start - 1:end - 1]) + "\n" for start, end in zip(starts, starts[1:])]
+    if starts:
+        texts.append("\n".join(pieces[starts[-1] - 1:]))  # the last statement, with the module footer
+    return texts
+
+
+def _display_path(candidate: object) -> str:
+    try:
+        return folder_relative(str(candidate))
+    except ValueError:
+        return str(candidate)
+
+
+def _unique(values: list[object]) -> list[object]:
+    seen: list[object] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen[:_MAX_CANDIDATES]
+
+
+# ---------------------------------------------------------------------------------------
+# Module resolution
+
+
+def _module_files(name: str, root: str, folder_files: Mapping[str, int]) -> list[tuple[str, str]]:
+    """Files that ``import name`` runs when ``root`` is on sys.path: (path, reason) for every
+    package ``__init__.py`` on the way and the module itself. Empty when the first component
+    is not found under ``root``."""
+    parts = [p for p in name.split(".") if p]
+    found: list[tuple[str, str]] = []
+    for index in range(len(parts)):
+        base = posixpath.join(root, *parts[: index + 1]) if root else posixpath.join(*parts[: index + 1])
+        package_init = base + "/__init__.py"
+        module_file = base + ".py"
+        is_package_dir = any(path.startswith(base + "/") for path in folder_files)
+        if package_init in folder_files:
+            found.append((package_init, "imported package"))
+        elif module_file in folder_files:
+            found.append((module_file, "imported module"))
+            break  # a module file ends the dotted path (attributes follow)
+        elif not is_package_dir:
+            break  # not a namespace package either
+    return found
+
+
+class _Accountant:
+    def __init__(self, unwrapped: UnwrappedCode, folder_files: Mapping[str, int],
+                 read_text: Callable[[str], str | None], parse: Callable[[str, str], cst.Module] | None):
+        self.unwrapped = unwrapped
+        self.folder_files = dict(folder_files)
+        self.read_text = read_text
+        self.parse = parse or (lambda path, source: parse_module(source))
+        self.counted: dict[str, CountedFile] = {}
+        self.problems: list[str] = []
+        self.queue: deque[str] = deque()
+
+    def count(self, path: str, reason: str, referenced_from: str | None, line: int | None) -> None:
+        if path in self.counted:
+            return
+        size = self.folder_files.get(path)
+        if size is None:
+            self.problems.append(f"{path} is referenced but missing from the folder listing")
+            return
+        self.counted[path] = CountedFile(path, size, reason, referenced_from, line)
+        self.queue.append(path)
+
+    def run(self) -> CodeAccounting:
+        unwrapped = self.unwrapped
+        entry = unwrapped.entry
+        entry_size = self.folder_files.get(entry, unwrapped.entry_bytes)
+        self.counted[entry] = CountedFile(entry, entry_size, "entry script", None, None)
+        for layer in unwrapped.layers:
+            if layer.sibling is not None and layer.sibling != entry:
+                self.count(layer.sibling, f"run by the exec stub in {layer.file}", layer.file, layer.line)
+            for imported in layer.imports:
+                self.resolve_import(imported.module, imported.names, imported.level, layer.file, [], imported.line,
+                                    via=f"imported by the wrapper layer in {layer.file}")
+        # the final source is scanned here; files it reaches are scanned from the queue
+        scanned = {unwrapped.origin}
+        module = unwrapped.module
+        if module is None:
+            module = self.parse_or_report(unwrapped.origin, unwrapped.source)
+        if module is not None:
+            self.scan_python(unwrapped.origin, unwrapped.runtime_file, module, unwrapped.source)
+        while self.queue:
+            path = self.queue.popleft()
+            if path in scanned:
+                continue
+            scanned.add(path)
+            if path.lower().endswith((".py", ".triton")):
+                self.scan_helper(path)
+            elif path.lower().endswith(NATIVE_EXTENSIONS):
+                self.scan_native(path)
+        files = list(self.counted.values())
+        counted_paths = set(self.counted)
+        uncounted = sorted(p for p in self.folder_files if is_source_file(p) and p not in counted_paths)
+        return CodeAccounting(
+            entry=entry,
+            files=files,
+            total_bytes=sum(f.bytes for f in files),
+            entry_bytes=entry_size,
+            unwrapped_entry_bytes=len(unwrapped.source.encode("utf-8", "surrogateescape")),
+            uncounted_candidates=uncounted,
+            problems=self.problems,
+        )
+
+    def parse_or_report(self, path: str, source: str) -> cst.Module | None:
+        try:
+            return self.parse(path, source)
+        except SourceParseError as exc:
+            self.problems.append(f"{path} could not be parsed ({exc}); its references were not followed")
+        except Exception as exc:  # a caller-supplied parser may raise its own errors
+            self.problems.append(f"{path} could not be parsed ({type(exc).__name__}: {exc}); its references were not followed")
+        return None
+
+    def scan_helper(self, path: str) -> None:
+        text = self.read_text(path)
+        if text is None:
+            self.problems.append(f"{path} could not be read; its references were not followed")
+            return
+        try:
+            unwrapped = unwrap(path, text, self.read_text)
+        except UnwrapError as exc:
+            self.problems.append(f"{path} could not be unwrapped ({exc}); its references were not followed")
+            return
+        for layer in unwrapped.layers:
+            if layer.sibling is not None:
+                self.count(layer.sibling, f"run by the exec stub in {layer.file}", layer.file, layer.line)
+        module = unwrapped.module or self.parse_or_report(unwrapped.origin, unwrapped.source)
+        if module is not None:
+            self.scan_python(unwrapped.origin, unwrapped.runtime_file, module, unwrapped.source)
+
+    def scan_native(self, path: str) -> None:
+        """Quoted ``#include "x.h"`` of a native source, relative to its directory, then the root."""
+        text = self.read_text(path)
+        if text is None:
+            self.problems.append(f"{path} could not be read; its includes were not followed")
+            return
+        directory = posixpath.dirname(path)
+        for match in _INCLUDE_RE.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            for base in (directory, ""):
+                try:
+                    candidate = folder_relative(posixpath.join(base, match.group(1)) if base else match.group(1))
+                except ValueError:
+                    continue
+                if candidate in self.folder_files:
+                    self.count(candidate, f"#include'd by {path}", path, line)
+                    break
+
+    def scan_python(self, path: str, runtime_file: str, module: cst.Module, source: str) -> None:
+        scanner = _ModuleScanner(module, source, path, runtime_file, self.folder_files)
+        scanner.scan()
+        self.problems.extend(p for p in scanner.problems if p not in self.problems)
+        # one reference per file: a specific one (import, cpp_extension, exec...) over a mere
+        # mention of the path; then count in source order, so the listing reads like the file
+        chosen: dict[str, _PathReference] = {}
+        for ref in scanner.references:
+            current = chosen.get(ref.path)
+            if current is None or (current.reason in _MENTION_REASONS and ref.reason not in _MENTION_REASONS):
+                chosen[ref.path] = ref
+        found: list[tuple[int, int, object]] = []
+        found.extend((ref.line or 0, index, ref) for index, ref in enumerate(chosen.values()))
+        found.extend((imp.line or 0, len(found) + index, imp) for index, imp in enumerate(scanner.imports))
+        for _, _, item in sorted(found, key=lambda entry: (entry[0], entry[1])):
+            if isinstance(item, _PathReference):
+                if item.path not in (path, runtime_file):
+                    self.count(item.path, item.reason, path, item.line)
+            else:
+                assert isinstance(item, _Import)
+                self.resolve_import(item.module, item.names, item.level, path, scanner.extra_roots, item.line)
+
+    def resolve_import(self, module: str, names: tuple[str, ...], level: int, importer: str,
+                       extra_roots: list[str], line: int | None, via: str | None = None) -> None:
+        importer_dir = posixpath.dirname(importer)
+        if level:
+            base = importer_dir
+            for _ in range(level - 1):
+                if not base:
+                    self.problems.append(f"relative import at line {line} of {importer} leaves the record folder")
+                    return
+                base = posixpath.dirname(base)
+            found = _module_files(module, base, self.folder_files) if module else []
+            if not module and base and base + "/__init__.py" in self.folder_files:
+                found.append((base + "/__init__.py", "imported package"))
+            prefix = posixpath.join(base, *module.split(".")) if module else base
+            for name in names:
+                if name != "*":
+                    found.extend(_module_files(name, prefix, self.folder_files))
+            if not found:
+                dots = "." * level
+                self.problems.append(f"relative import {dots}{module} at line {line} of {importer} could not be resolved")
+            for path, reason in found:
+                self.count(path, via or reason, importer, line)
+            return
+        roots = [""] + ([importer_dir] if importer_dir else []) + [r for r in extra_roots if r]
+        for root in roots:
+            found = _module_files(module, root, self.folder_files)
+            if not found:
+                continue
+            package = posixpath.join(root, *module.split(".")) if root else posixpath.join(*module.split("."))
+            for name in names:
+                if name != "*" and (package + "/__init__.py" in self.folder_files or any(p.startswith(package + "/") for p in self.folder_files)):
+                    found.extend(_module_files(name, package, self.folder_files))
+            top = module.split(".")[0]
+            for path, reason in found:
+                if top in KNOWN_LIBRARIES and (via is None):
+                    reason = f"{reason}, shadowing the library {top}"
+                self.count(path, via or reason, importer, line)
+            return
+
+
+def account_code(
+    unwrapped: UnwrappedCode,
+    folder_files: Mapping[str, int],
+    read_text: Callable[[str], str | None],
+    parse: Callable[[str, str], cst.Module] | None = None,
+) -> CodeAccounting:
+    """Count the entry script and every local file it reaches (see the module docstring).
+
+    ``folder_files`` maps folder-relative POSIX paths to on-disk sizes; ``read_text`` returns
+    a folder file's text or None; ``parse(path, source)`` parses Python (libcst) and defaults
+    to ``cstutil.parse_module``. Helpers are unwrapped and scanned in turn, each once.
+    """
+    return _Accountant(unwrapped, folder_files, read_text, parse).run()
+
+
+def account_folder(entry_path: Path, *, max_file_bytes: int | None = None) -> tuple[UnwrappedCode, CodeAccounting]:
+    """Unwrap ``entry_path`` and count code over its folder (reads confined to the folder)."""
+    entry_path = Path(entry_path)
+    limit = max_file_bytes or DEFAULT_MAX_FILE_BYTES
+    reader = FolderReader(entry_path.parent, max_file_bytes=limit)
+    unwrapped = unwrap_file(entry_path, max_file_bytes=limit)
+
+    def read_text(relative: str) -> str | None:
+        try:
+            return reader.read_text(relative)
+        except (OSError, ValueError):
+            return None
+
+    return unwrapped, account_code(unwrapped, reader.list_files(), read_text)
