@@ -77,12 +77,10 @@ class CodeProgram(Program):
 def _runs(ctx: "AuditContext") -> list[RunValues]:
     out = []
     try:
-        runs = ctx.runs
-    except Exception:
+        runs = ctx.evidence_runs
+    except Exception:  # logs that cannot be read leave the defaults (PG901 reports them)
         return out
     for run in runs:
-        if getattr(run, "superseded", False) or getattr(run, "duplicate_of", None):
-            continue
         values = RunValues.from_run(run)
         if values.values:
             out.append(values)
@@ -253,7 +251,9 @@ def _flag_uses(gate: Gate):
 def decide(severity: Severity, gate: Gate, program: CodeProgram) -> tuple[Severity, str, list[Location]]:
     """The finding's severity given where its code path ran."""
     if gate.unreachable:
-        return Severity.INFO, "in code nothing in the script calls (defined, never run)", []
+        # dead code does not run, but a name can still be called dynamically: a reviewer confirms
+        lowered = Severity.WARNING if severity is Severity.ERROR else severity
+        return lowered, "in a function nothing in the script calls: confirm it is dead code", []
     outcomes = gate.outcomes
     if not gate.involves_flags:
         if outcomes and all(o.enabled is False for o in outcomes):

@@ -46,6 +46,7 @@ _IDENT_RE = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad", "real", "imag", "weight", "bias"})
 MAX_ROUNDS = 5
 MAX_LOOP_DEPTH = 6
+_EVAL_NAME_RE = re.compile(r"^(?:eval|evaluate|score)(?:_|$)|_(?:eval|evaluate)$")
 _LOSS_CALLS = {"cross_entropy", "nll_loss", "log_softmax", "binary_cross_entropy", "kl_div", "CrossEntropyLoss"}
 _STATEFUL_CALLS = {"next", "__next__", "next_batch", "get_batch", "sample_batch", "pop", "popleft"}
 
@@ -115,6 +116,18 @@ class Incident:
     origin: Origin
     loop: ir.Loop | None = None
     quant: Event | None = None
+    first_score: Event | None = None  # the earlier scoring of the same data, for re-scores
+
+
+@dataclass
+class Selection:
+    """Two scoring passes compared or combined (`min(bpb_a, bpb_b)`), or a loss scored once
+    per candidate value of a loop (``loop``)."""
+
+    site: Site
+    scores: frozenset
+    loops: tuple = ()
+    loop: ir.Loop | None = None
 
 
 @dataclass
@@ -222,6 +235,9 @@ class Analysis:
         self.rounds = 0
         self.dirty: dict = {}
         self._clock = 0
+        self.selections: dict[ir.FunctionIR, list[Selection]] = {}
+        self.marker_sites: dict[str, Site] = {}
+        self.grids: dict[ir.FunctionIR, list[Selection]] = {}
         self.attr_readers: dict[str, set] = {}
         self.global_readers: dict[str, set] = {}
         self._run()
@@ -303,6 +319,19 @@ class Analysis:
         out: list[Incident] = []
         for func in self.program.functions:
             out.extend(self.incidents.get(func, ()))
+        return out
+
+    def all_selections(self) -> list[Selection]:
+        return [sel for func in self.program.functions for sel in self.selections.get(func, ())]
+
+    def all_grids(self) -> list[Selection]:
+        out, seen = [], set()
+        for func in self.program.functions:
+            for g in self.grids.get(func, ()):
+                key = (id(g.site.stmt), id(g.loop))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(g)
         return out
 
     def all_events(self) -> Iterable[Event]:
@@ -425,6 +454,9 @@ class Simulation:
         self.stmt: ir.S | None = None
         self.quant_seqs: list[int] = []
         self._accumulators: dict[str, bool] = {}
+        self.undone: set[int] = set()
+        self.selections: list[Selection] = []
+        self.grids: list[Selection] = []
 
     # ---- driver
     def run(self) -> None:
@@ -435,6 +467,8 @@ class Simulation:
         self.block(self.func.body, st)
         self.a.events[self.func] = self.events
         self.a.incidents[self.func] = self.incidents
+        self.a.selections[self.func] = self.selections
+        self.a.grids[self.func] = self.grids
         if self.func.is_module and self.func.file.is_entry:
             self.a.set_globals(dict(st.env))
         self._summarise()
@@ -446,7 +480,7 @@ class Simulation:
         # canonical score-first order so that they do not report it again
         reported_here = bool(self.incidents)
         for ev in self.events:
-            if ev.kind not in ("score", "update", "cache", "quant", "read"):
+            if ev.kind not in ("score", "update", "cache", "quant", "read") or ev.seq in self.undone:
                 continue
             origins = frozenset(o for o in (self._export_origin(o) for o in ev.origins) if o is not None)
             if ev.kind in ("score", "update", "cache", "read") and not origins:
@@ -625,7 +659,10 @@ class Simulation:
                 st.env[base] = st.env.get(base, frozenset()) | origins
 
     def branch(self, s: ir.If, st: State) -> None:
-        self.ev(s.test, st)
+        test_origins = self.ev(s.test, st)
+        if isinstance(s.test, ir.Compare) and len(_score_ids(test_origins)) >= 2:
+            # `if bpb_after < bpb_before: best = ...`: choosing between two scoring passes
+            self.selections.append(Selection(Site(self.func, s, s.test), _score_ids(test_origins), tuple(self.loops)))
         which = self.iteration_condition(s.test)
         take_body, take_else = True, True
         if which is not None:
@@ -912,6 +949,11 @@ class Simulation:
             if isinstance(path, ir.Const) and isinstance(path.value, str) and _mentions_state(x.args[0]):
                 st.snapshots["file:" + path.value] = self._weights(st)
             return frozenset()
+        if qual in ("min", "max", "numpy.minimum", "numpy.maximum", "torch.minimum", "torch.maximum", "sorted") \
+                and len(_score_ids(everything)) >= 2:
+            self.selections.append(Selection(site, _score_ids(everything), tuple(self.loops)))
+        if last_part(qual) in _LOSS_CALLS or method in _LOSS_CALLS:
+            self._candidate_grid(x, everything, site)
         if method in SIZE_CALLS or qual in SIZE_CALLS:
             return frozenset()
         if qual.startswith(("os.environ", "os.getenv")):
@@ -939,6 +981,12 @@ class Simulation:
             result = frozenset(Origin(o.root, o.path, "loader") for o in data)
         else:
             result = everything
+            if resolved is None and _EVAL_NAME_RE.search(method or "") and any(
+                    self.a.is_val(o, self.func) for o in everything if o.is_data):
+                # a scoring function the folder does not define (imported from elsewhere):
+                # its name is all there is to go on
+                self.score(site, everything, st, None, detail=method)
+                result = frozenset(o for o in result if not o.is_data) | self._score_marker(self.stmt, call=x)
             if last_part(qual) in _STATEFUL_CALLS or method in _STATEFUL_CALLS:
                 tags = tuple((loop.lid, it) for loop, it in self.loops)
                 result = frozenset(Origin(o.root, o.path + (Elem(f"<{method or qual}>", tags),), o.via)
@@ -1076,8 +1124,9 @@ class Simulation:
         return False
 
     def _score_marker(self, stmt: ir.S | None, call: ir.Call | None = None) -> frozenset:
-        ident = id(call) if call is not None else id(stmt)
-        return frozenset((Origin("SCORE", (Elem(f"#{ident}"),)),))
+        ident = f"#{id(call) if call is not None else id(stmt)}"
+        self.a.marker_sites[ident] = Site(self.func, stmt, call)
+        return frozenset((Origin("SCORE", (Elem(ident),)),))
 
     def score(self, site: Site, origins: frozenset, st: State, acc: str | None, inner: tuple = (),
               detail: str = "") -> None:
@@ -1089,7 +1138,8 @@ class Simulation:
                 continue
             for key, ad in list(st.adapted.items()):
                 if overlaps(o, key):
-                    self.incident(ev, ad, o)
+                    first = next((e for k, e in st.scored.items() if overlaps(k, o) and e.seq < ad.event.seq), None)
+                    self.incident(ev, ad, o, first)
             if o not in st.scored:
                 st.scored[o] = ev
 
@@ -1124,7 +1174,7 @@ class Simulation:
                 return True
         return False
 
-    def incident(self, score: Event, ad: Adapt, origin: Origin) -> None:
+    def incident(self, score: Event, ad: Adapt, origin: Origin, first: Event | None = None) -> None:
         upd = ad.event
         # loops both events sit in, with the iteration each happened in
         common = [(l, i_u, dict((id(x), j) for x, j in score.loops)[id(l)])
@@ -1156,7 +1206,20 @@ class Simulation:
             if upd.seq < seq < score.seq:
                 quant = next((e for e in self.events if e.seq == seq), None)
                 break
-        self.incidents.append(Incident(kind, self.func, score, upd, origin, loop, quant))
+        self.incidents.append(Incident(kind, self.func, score, upd, origin, loop, quant, first))
+
+    def _candidate_grid(self, x: ir.Call, origins: frozenset, site: Site) -> None:
+        """A loss over validation data inside a loop over candidate values (temperatures,
+        mixing weights) that the loss depends on: the same tokens scored once per candidate."""
+        if not self.loops or not any(self.a.is_val(o, self.func) for o in origins if o.is_data):
+            return
+        used = self.info.closure_back(x.names)
+        for loop, _it in self.loops:
+            if loop.kind != "for" or loop.target is None or not _candidate_values(loop.iter, self.p, self.func):
+                continue
+            if set(target_names(loop.target)) & used:
+                self.grids.append(Selection(site, frozenset(), tuple(self.loops), loop))
+                return
 
     def _depends_on_slot(self, loss_x: ir.X) -> bool:
         slots = set(self.info.slot_tensors)
@@ -1174,6 +1237,9 @@ class Simulation:
         return {k: v for k, v in st.adapted.items() if v.detail in ("weights",)}
 
     def _set_weights(self, st: State, weights: dict) -> None:
+        for k, v in st.adapted.items():
+            if v.detail == "weights" and weights.get(k) is not v:
+                self.undone.add(v.event.seq)  # reloading earlier weights undoes this update
         st.adapted = {k: v for k, v in st.adapted.items() if v.detail not in ("weights",)}
         st.adapted.update(weights)
 
@@ -1249,6 +1315,31 @@ def _loop_var(x: ir.X, loop_vars: dict[str, ir.Loop]) -> str | None:
             and isinstance(x.right, ir.Const) and x.right.value == 1:
         return x.left.id
     return None
+
+
+def _score_ids(origins: Iterable[Origin]) -> frozenset:
+    return frozenset(o.path[0].text for o in origins if o.root == "SCORE" and o.path)
+
+
+def _candidate_values(it: ir.X | None, program: Program, func: ir.FunctionIR) -> bool:
+    """A literal list of numbers, or linspace/arange/logspace over floats."""
+    if isinstance(it, ir.Seq) and it.items and all(
+            isinstance(i, ir.Const) and isinstance(i.value, (int, float)) and not isinstance(i.value, bool)
+            or isinstance(i, ir.UnOp) and isinstance(i.operand, ir.Const) for i in it.items):
+        return any(isinstance(i, ir.Const) and isinstance(i.value, float) for i in it.items)
+    if isinstance(it, ir.Call):
+        name = last_part(program.qualify(it.func, func) or "")
+        if name in ("linspace", "logspace", "geomspace"):
+            return True
+        if name in ("arange",) and any(isinstance(a, ir.Const) and isinstance(a.value, float) for a in it.args):
+            return True
+        if name in ("enumerate", "list", "tuple") and it.args:
+            return _candidate_values(it.args[0], program, func)
+    if isinstance(it, ir.Name):
+        defs = program.local_info(func).defs.get(it.id, [])
+        if len(defs) == 1 and not isinstance(defs[0], ir.Name):
+            return _candidate_values(defs[0], program, func)
+    return False
 
 
 def _as_state(origins: frozenset) -> frozenset:

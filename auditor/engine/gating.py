@@ -100,8 +100,12 @@ class GateEvaluator:
     def _guards(self, guards: tuple, func: ir.FunctionIR, ev: "Evaluator", out: RunOutcome) -> bool | None:
         result: bool | None = True
         for test, taken in guards:
+            before = len(ev.uses)
             v = truthy(ev.value(test, func))
             if v is None:
+                if len(ev.uses) == before:
+                    # a data-dependent condition (`if rank == 0`, `if is_last_chunk`): not a flag
+                    continue
                 out.undecided.append(ir.render(test, limit=80))
                 result = _and(result, None)
             else:
