@@ -46,6 +46,9 @@ _IDENT_RE = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad", "real", "imag", "weight", "bias"})
 MAX_ROUNDS = 5
 MAX_LOOP_DEPTH = 6
+_STORE_CALLS = {"save", "savez", "savez_compressed", "dump", "dumps", "compress", "register_buffer"}
+_PATH_CALLS = {"join", "glob", "iglob", "sorted", "Path", "str", "format", "expanduser", "abspath", "realpath",
+               "list", "tuple", "fspath", "with_suffix", "replace", "strip"}
 _EVAL_NAME_RE = re.compile(r"^(?:eval|evaluate|score)(?:_|$)|_(?:eval|evaluate)$")
 _LOSS_CALLS = {"cross_entropy", "nll_loss", "log_softmax", "binary_cross_entropy", "kl_div", "CrossEntropyLoss"}
 _STATEFUL_CALLS = {"next", "__next__", "next_batch", "get_batch", "sample_batch", "pop", "popleft"}
@@ -238,6 +241,7 @@ class Analysis:
         self.selections: dict[ir.FunctionIR, list[Selection]] = {}
         self.marker_sites: dict[str, Site] = {}
         self.grids: dict[ir.FunctionIR, list[Selection]] = {}
+        self.stores: dict[ir.FunctionIR, list[Selection]] = {}
         self.attr_readers: dict[str, set] = {}
         self.global_readers: dict[str, set] = {}
         self._run()
@@ -347,11 +351,7 @@ class Analysis:
         actual = self.summaries.get(func, Summary()).param_actual.get(name)
         if actual:
             return frozenset(Origin(a.root, a.path + origin.path, a.via) for a in actual)
-        if VAL_NAME_RE.match(name):
-            return frozenset((Origin("VAL", origin.path),))
-        if TRAIN_NAME_RE.match(name):
-            return frozenset((Origin("TRAIN", origin.path),))
-        return frozenset()
+        return frozenset(Origin(c.root, origin.path, c.via) for c in _convention(name))
 
     def roots(self, origins: Iterable[Origin], func: ir.FunctionIR) -> set[str]:
         out: set[str] = set()
@@ -369,12 +369,14 @@ class Analysis:
             return any(c.root == "VAL" for c in self.concrete(origin, func))
         return False
 
-    def via_loader(self, origins: Iterable[Origin], func: ir.FunctionIR) -> bool:
+    def val_loaders(self, origins: Iterable[Origin], func: ir.FunctionIR) -> list[str]:
+        """Markers of loaders over validation files that these origins came from."""
+        out = []
         for o in origins:
             for c in self.concrete(o, func) if o.root.startswith("P:") else (o,):
-                if c.via == "loader" and c.root == "VAL":
-                    return True
-        return False
+                if c.via.startswith("loader#") and c.root == "VAL":
+                    out.append(c.via)
+        return out
 
     def varying(self, loop: ir.Loop, func: ir.FunctionIR) -> frozenset:
         """Names whose value changes from one iteration of ``loop`` to the next."""
@@ -457,6 +459,7 @@ class Simulation:
         self.undone: set[int] = set()
         self.selections: list[Selection] = []
         self.grids: list[Selection] = []
+        self.stores: list[Selection] = []
 
     # ---- driver
     def run(self) -> None:
@@ -469,6 +472,7 @@ class Simulation:
         self.a.incidents[self.func] = self.incidents
         self.a.selections[self.func] = self.selections
         self.a.grids[self.func] = self.grids
+        self.a.stores[self.func] = self.stores
         if self.func.is_module and self.func.file.is_entry:
             self.a.set_globals(dict(st.env))
         self._summarise()
@@ -803,11 +807,7 @@ class Simulation:
             known = self.a.attr_env.get(x.attr)
             if known:
                 return known
-            if VAL_NAME_RE.match(x.attr):
-                return frozenset((Origin("VAL"),))
-            if TRAIN_NAME_RE.match(x.attr):
-                return frozenset((Origin("TRAIN"),))
-            return base
+            return _convention(x.attr) or base
         if isinstance(x, ir.Call):
             return self.call(x, st)
         if isinstance(x, ir.Sub):
@@ -874,11 +874,7 @@ class Simulation:
         found = self.a.global_env.get(name)
         if found is not None:
             return found
-        if VAL_NAME_RE.match(name):
-            return frozenset((Origin("VAL"),))
-        if TRAIN_NAME_RE.match(name):
-            return frozenset((Origin("TRAIN"),))
-        return frozenset()
+        return _convention(name)
 
     def _free(self, name: str) -> bool:
         f = self.func.parent
@@ -943,6 +939,10 @@ class Simulation:
             base = base_name(fx.base)
             if base and args:
                 st.env[base] = st.env.get(base, frozenset()) | frozenset().union(*args)
+        if (last_part(qual) in _STORE_CALLS or method == "register_buffer") and any(
+                self.a.is_val(o, self.func) and o.via != "files" for a in args for o in a if o.is_data):
+            # validation tokens written into the artifact (a "paid prefix")
+            self.stores.append(Selection(site, frozenset(), tuple(self.loops)))
         if qual == "torch.save" and x.args:
             self.event("quant", site, frozenset(), st, detail="torch.save")
             path = x.arg(1, "f")
@@ -973,14 +973,21 @@ class Simulation:
         resolved = self.p.resolve(x, self.func)
         if resolved is not None and resolved.kind == "function":
             result = self.inline(resolved.target, resolved.bound, x, receiver, args, kwargs, st)  # type: ignore[arg-type]
-        elif resolved is not None and resolved.kind == "class":
-            init = self.p.class_method(resolved.target, "__init__")  # type: ignore[arg-type]
+        elif resolved is not None and resolved.kind == "class" or resolved is None and _constructor_name(qual):
+            init = self.p.class_method(resolved.target, "__init__") if resolved is not None else None  # type: ignore[arg-type]
             if init is not None:
                 self.inline(init, True, x, receiver, args, kwargs, st)
             data = frozenset(o for o in frozenset().union(*args, *kwargs.values()) if o.is_data) if (args or kwargs) else frozenset()
-            result = frozenset(Origin(o.root, o.path, "loader") for o in data)
+            # an object built over data files (a token loader) hands out batches of them
+            marker = f"loader#{id(x)}"
+            if any(o.via == "files" for o in data):
+                self.a.marker_sites[marker] = site
+            result = frozenset(Origin(o.root, o.path, marker if o.via == "files" else o.via) for o in data)
         else:
             result = everything
+            if not (last_part(qual) in _PATH_CALLS or method in _PATH_CALLS):
+                # reading the files gives data, no longer file names
+                result = frozenset(Origin(o.root, o.path, "") if o.via == "files" else o for o in result)
             if resolved is None and _EVAL_NAME_RE.search(method or "") and any(
                     self.a.is_val(o, self.func) for o in everything if o.is_data):
                 # a scoring function the folder does not define (imported from elsewhere):
@@ -1317,6 +1324,23 @@ def _loop_var(x: ir.X, loop_vars: dict[str, ir.Loop]) -> str | None:
     return None
 
 
+def _constructor_name(qual: str) -> bool:
+    """A class the folder does not define (imported): CamelCase, not a torch/numpy type."""
+    last = last_part(qual)
+    return bool(last) and last[0].isupper() and not last.isupper() and not qual.startswith(
+        ("torch.", "numpy.", "np.", "nn.", "F.", "collections.", "pathlib.", "io."))
+
+
+def _convention(name: str) -> frozenset:
+    """Origins of a variable named like the baseline's data variables."""
+    via = "files" if re.search(r"(?:file|pattern|path|shard)s?$", name) else ""
+    if VAL_NAME_RE.match(name):
+        return frozenset((Origin("VAL", (), via),))
+    if TRAIN_NAME_RE.match(name):
+        return frozenset((Origin("TRAIN", (), via),))
+    return frozenset()
+
+
 def _score_ids(origins: Iterable[Origin]) -> frozenset:
     return frozenset(o.path[0].text for o in origins if o.root == "SCORE" and o.path)
 
@@ -1348,9 +1372,9 @@ def _as_state(origins: frozenset) -> frozenset:
 
 def _file_origins(text: str) -> frozenset:
     if VAL_FILE_RE.search(text):
-        return frozenset((Origin("VAL"),))
+        return frozenset((Origin("VAL", (), "files"),))
     if TRAIN_FILE_RE.search(text):
-        return frozenset((Origin("TRAIN"),))
+        return frozenset((Origin("TRAIN", (), "files"),))
     return frozenset()
 
 

@@ -970,15 +970,15 @@ def _render(x: X | None, subst: dict[str, str]) -> str:
     if isinstance(x, Name):
         return subst.get(x.id, x.id)
     if isinstance(x, Attr):
-        return f"{_render(x.base, subst)}.{x.attr}"
+        return f"{_wrap(x.base, subst, unary=True)}.{x.attr}"
     if isinstance(x, Call):
         args = [_render(a, subst) for a in x.args] + [f"{k}={_render(v, subst)}" for k, v in x.kwargs.items()]
-        return f"{_render(x.func, subst)}({', '.join(args)})"
+        return f"{_wrap(x.func, subst, unary=True)}({', '.join(args)})"
     if isinstance(x, Slice):
         text = f"{_render(x.lower, subst)}:{_render(x.upper, subst)}"
         return text + (f":{_render(x.step, subst)}" if x.step is not None else "")
     if isinstance(x, Sub):
-        return f"{_render(x.base, subst)}[{', '.join(_render(i, subst) for i in x.index)}]"
+        return f"{_wrap(x.base, subst, unary=True)}[{', '.join(_render(i, subst) for i in x.index)}]"
     if isinstance(x, BinOp):
         return f"{_wrap(x.left, subst)} {x.op} {_wrap(x.right, subst)}"
     if isinstance(x, UnOp):
@@ -1011,8 +1011,8 @@ def _render(x: X | None, subst: dict[str, str]) -> str:
     return "?"
 
 
-def _wrap(x: X | None, subst: dict[str, str]) -> str:
+def _wrap(x: X | None, subst: dict[str, str], unary: bool = False) -> str:
     text = _render(x, subst)
-    if isinstance(x, (BinOp, BoolOp, Compare, IfExpr)):
+    if isinstance(x, (BinOp, BoolOp, Compare, IfExpr, Lambda)) or (unary and isinstance(x, UnOp)):
         return f"({text})"
     return text
