@@ -91,7 +91,7 @@ class GateOnScoredToken(AstRule):
     ]
     INVALID = [
         CodeCase(WITHIN_GATE, "a within-word gate read at the scored token (#1420)", line=11,
-                 message_contains=("is_ws", "within")),
+                 message_contains=("is_ws", "gates")),
         CodeCase(WITHIN_GATE, "the within-word gate weighted to zero in every logged run", line=11,
                  severity=Severity.INFO, log_hyperparameters={"ngram_within_beta": "0.0", "ngram_beta": "1.0"},
                  message_contains=("disabled in every logged run", "ngram_within_beta=0.0")),
@@ -109,7 +109,7 @@ class GateOnScoredToken(AstRule):
                 use_ngram = full_c >= 1
                 p_ng = full_c / max(ctx_c, 1)
                 return np.log(np.where(use_ngram, (1 - alpha) * p_model[i, tgt] + alpha * p_ng, p_model[i, tgt]))
-            ''', "an n-gram used only when the target was seen after this context", line=7,
+            ''', "an n-gram used only when the target was seen after this context", line=9,
                  message_contains=("gate",)),
     ]
 
@@ -122,12 +122,18 @@ class GateOnScoredToken(AstRule):
                 is_gate, carrier = facts.gate_sink(read)
                 if not is_gate:
                     continue
-                via = f" into `{carrier}`" if carrier else ""
                 what = ("the count of the target after this context" if read.kind == "count"
                         else f"`{read.table}` of the scored token")
-                weights = [(x, func) for x in facts.weights(facts.outputs(read.site))]
-                yield self.hit(read.site, (
-                    f"{d.snippet(read.site)} at {d.where(read.site)} reads {what} ({read.table}[{read.key}]) and feeds "
-                    f"it{via}, a gate or mixing weight: whether and how much an expert is used must not depend on the "
-                    f"token being scored (R-NGRAM-NO-TARGET-GATE; the #1420 within-word/word-start gates)"),
-                    weights=weights, values={"table": read.table, "key": read.key})
+                # report where the gate is formed: the read itself, or the variable it feeds
+                gate_site = read.site
+                if carrier and carrier not in facts.outputs(read.site):
+                    gate_site = facts.assignment_site(carrier, read.site) or read.site
+                carried = {carrier} if carrier else facts.outputs(read.site)
+                weights = [(x, func) for x in facts.weights(carried | facts.outputs(read.site))]
+                read_words = "" if gate_site is read.site else f" ({d.snippet(read.site)} at {d.where(read.site)})"
+                yield self.hit(gate_site, (
+                    f"{d.snippet(gate_site)} at {d.where(gate_site)} gates the mixture on {what} "
+                    f"`{read.table}[{read.key}]`{read_words}: whether and how much an expert is used must not depend "
+                    f"on the token being scored (R-NGRAM-NO-TARGET-GATE; the #1420 within-word/word-start gates)"),
+                    weights=weights, related=[read.site] if gate_site is not read.site else [],
+                    values={"table": read.table, "key": read.key, "gate": carrier or None})

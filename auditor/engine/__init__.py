@@ -188,15 +188,19 @@ def run_ast_rules(ctx: "AuditContext", rules: Iterable[type["AstRule"]]) -> Iter
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
-    seen = set()
-    out = []
+    """One finding per place: the same line reached along several paths (a branch that the
+    logs disable and one they enable) keeps its most severe reading."""
+    best: dict[str, Finding] = {}
+    order: list[str] = []
     for f in findings:
-        key = (f.location.display() if f.location else "", f.message)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(f)
-    return out
+        key = f.location.display() if f.location else f.message
+        mine = best.get(key)
+        if mine is None:
+            best[key] = f
+            order.append(key)
+        elif f.severity.rank > mine.severity.rank:
+            best[key] = f
+    return [best[k] for k in order]
 
 
 # --------------------------------------------------------------------------- findings

@@ -489,10 +489,16 @@ class Simulation:
             origins = frozenset(o for o in (self._export_origin(o) for o in ev.origins) if o is not None)
             if ev.kind in ("score", "update", "cache", "read") and not origins:
                 continue
-            key = (ev.kind, "" if ev.kind == "score" and reported_here else ev.detail, origins)
+            key = (ev.kind, "" if ev.kind == "score" else ev.detail, origins)
             if key in seen:
                 continue
             seen.add(key)
+            if ev.kind in ("score", "update", "cache") and any(
+                    e.kind == ev.kind and (e.detail == ev.detail or ev.kind == "score")
+                    and all(any(covers(p, o) for p in e.origins) for o in origins) for e in exports):
+                # already covered by an earlier export of the same effect: alternatives in
+                # branches (`if mode == "phased": ... else: ...`) must not read as a sequence
+                continue
             exports.append(ExportEvent(ev.kind, ev.detail, origins, ev.site, ev.inner))
         if reported_here:
             exports.sort(key=lambda e: 0 if e.kind == "score" else 1)
@@ -537,8 +543,15 @@ class Simulation:
         local = self.info.assigned - params
         path: list[Elem] = []
         for e in o.path:
-            # slices over this function's own variables mean nothing to a caller
-            if e.names & local or e.text.startswith("<"):
+            if e.text.startswith("<"):
+                break
+            if e.names & local:
+                # slices over this function's own variables mean nothing to a caller; one
+                # that also moves with a parameter (`tokens[j - k]`) still says "near j"
+                moving = sorted(e.names & params)
+                if not moving:
+                    break
+                path.append(Elem("[" + ", ".join(f"{n}~" for n in moving) + "]", (), frozenset(moving)))
                 break
             path.append(Elem(e.text, (), e.names))
         return Origin(o.root, tuple(path), o.via)
@@ -619,9 +632,7 @@ class Simulation:
         if isinstance(t, ir.Sub) and s.op in ("+", "-", "|", "*"):
             index_origins = frozenset().union(*(self.ev(i, st) for i in t.index)) if t.index else frozenset()
             self.event("cache", Site(self.func, s, t), index_origins | origins, st, detail="cache")
-            base = base_name(t)
-            if base:
-                st.env[base] = st.env.get(base, frozenset()) | _as_state(index_origins | origins)
+            self.store_into(t, _as_state(index_origins | origins), st)
             return
         if isinstance(t, ir.Name):
             st.env[t.id] = st.env.get(t.id, frozenset()) | origins
@@ -658,9 +669,18 @@ class Simulation:
             elif value is not None and name and _refers_to(value, name):
                 self.event("cache", Site(self.func, self.stmt, t), index_origins | origins, st, detail="cache")
                 origins = _as_state(index_origins | origins)
-            base = base_name(t)
-            if base:
-                st.env[base] = st.env.get(base, frozenset()) | origins
+            self.store_into(t, origins, st)
+
+    def store_into(self, target: ir.X, origins: frozenset, st: State) -> None:
+        """What a write into a container (`t[k] = v`, `self.counts[k] += 1`) adds to it:
+        an object attribute holds it, not the whole object."""
+        x = target
+        while isinstance(x, ir.Sub):
+            x = x.base
+        if isinstance(x, ir.Attr):
+            self.a.add_attr(x.attr, origins)
+        elif isinstance(x, ir.Name):
+            st.env[x.id] = st.env.get(x.id, frozenset()) | origins
 
     def branch(self, s: ir.If, st: State) -> None:
         test_origins = self.ev(s.test, st)
@@ -920,13 +940,14 @@ class Simulation:
         if method == "load_state_dict" and x.args:
             self.restore(x.args[0], st, site)
             return frozenset()
+        resolved = self.p.resolve(x, self.func)
         if qual in ("numpy.add.at", "np.add.at") or method in ("index_add_", "scatter_add_", "index_put_", "put_") \
-                or (method in ("add_", "update") and isinstance(fx, ir.Attr) and _count_like(fx.base)):
+                or (method in ("add_", "update") and resolved is None and isinstance(fx, ir.Attr) and _count_like(fx.base)):
             written = frozenset().union(*args) if args else frozenset()
             self.event("cache", site, written, st, detail="cache")
-            table = base_name(x.args[0]) if qual.endswith("add.at") and x.args else base_name(fx.base) if isinstance(fx, ir.Attr) else None
-            if table:
-                st.env[table] = st.env.get(table, frozenset()) | _as_state(written)
+            table = x.args[0] if qual.endswith("add.at") and x.args else (fx.base if isinstance(fx, ir.Attr) else None)
+            if table is not None:
+                self.store_into(table, _as_state(written), st)
             return frozenset()
         if method in ("append", "extend", "add_", "add", "insert", "copy_") and isinstance(fx, ir.Attr):
             name = container_name(fx.base)
@@ -970,7 +991,6 @@ class Simulation:
                     if target is not None and target.kind == "function":
                         self.inline(target.target, False, ir.Call(None, ax, [], {}, ()), frozenset(), [], {}, st)  # type: ignore[arg-type]
         result: frozenset
-        resolved = self.p.resolve(x, self.func)
         if resolved is not None and resolved.kind == "function":
             result = self.inline(resolved.target, resolved.bound, x, receiver, args, kwargs, st)  # type: ignore[arg-type]
         elif resolved is not None and resolved.kind == "class" or resolved is None and _constructor_name(qual):
@@ -1126,8 +1146,12 @@ class Simulation:
                 if name in _LOSS_CALLS:
                     return True
                 r = self.p.resolve(y, self.func)
-                if r is not None and r.kind == "function" and self.a.summaries.get(r.target, Summary()).returns_loss:
-                    return True
+                if r is not None and r.kind == "function":
+                    summary = self.a.summaries.get(r.target, Summary())
+                    if any(e.kind == "score" for e in summary.exports):
+                        return False  # the callee scores (and is accounted for) itself
+                    if summary.returns_loss:
+                        return True
         return False
 
     def _score_marker(self, stmt: ir.S | None, call: ir.Call | None = None) -> frozenset:
@@ -1152,7 +1176,7 @@ class Simulation:
 
     def event(self, kind: str, site: Site, origins: frozenset, st: State, detail: str = "",
               inner: tuple = ()) -> Event:
-        data = frozenset(o for o in origins if o.is_data)
+        data = _most_specific(frozenset(o for o in origins if o.is_data))
         ev = Event(kind, site, data, detail, tuple(self.loops), self.a.next_seq(), inner, st.after_artifact)
         self.events.append(ev)
         if kind in ("update", "cache"):
@@ -1339,6 +1363,21 @@ def _convention(name: str) -> frozenset:
     if TRAIN_NAME_RE.match(name):
         return frozenset((Origin("TRAIN", (), via),))
     return frozenset()
+
+
+def _most_specific(origins: frozenset) -> frozenset:
+    """Drop an origin when a more specific slice of the same data is also there: a helper
+    that hashed `tokens[j - k]` and lost the slice on the way out should not make the whole
+    stream look touched when `tokens[j]` says which part was."""
+    if len(origins) < 2:
+        return origins
+    keep = []
+    for o in origins:
+        if any(other is not o and other.root == o.root and len(other.path) > len(o.path)
+               and other.path[:len(o.path)] == o.path for other in origins):
+            continue
+        keep.append(o)
+    return frozenset(keep)
 
 
 def _score_ids(origins: Iterable[Origin]) -> frozenset:

@@ -45,7 +45,7 @@ UNRESOLVED_METHODS = frozenset({
     "item", "size", "view", "reshape", "sum", "mean", "append", "extend", "get", "items", "keys", "values", "copy",
     "clone", "detach", "numpy", "tolist", "apply", "register_buffer", "register_forward_hook", "add_", "mul_",
     "__init__", "__call__", "reset_parameters", "encode", "decode", "close", "open", "read", "write", "join",
-    "split", "format", "run", "start", "update", "pop", "setdefault", "sort", "index",
+    "split", "format", "run", "start", "pop", "setdefault", "sort", "index",
 })
 
 # An "update" of a cache: count tables written by increments.

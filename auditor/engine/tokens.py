@@ -212,25 +212,44 @@ class TokenFacts:
         return names
 
     def gate_sink(self, read: TableRead) -> tuple[bool, str]:
-        """Whether the read decides a gate or a mixing weight, and the variable that carries it."""
+        """Whether the read decides a gate or a mixing weight, and the variable that carries
+        it ("" when the read sits in the condition itself)."""
         outs = self.outputs(read.site)
         s = read.site.stmt
         if isinstance(s, ir.If) or (isinstance(s, ir.Flow) and s.kind == "assert"):
-            return isinstance(s, ir.If) and not _byte_body(s), ""
+            # a condition of the table update (`if pair_count > best_count: best = tgt`) is
+            # bookkeeping after scoring, not a gate of the scored distribution
+            return isinstance(s, ir.If) and not _byte_body(s) and not _state_update_body(s), ""
         if outs and all(BYTE_RE.search(n) for n in outs):
             return False, ""
-        for n in outs:
+        for n in sorted(outs):
             if GATE_RE.search(n) and not BYTE_RE.search(n):
                 return True, n
         if s is not None and _inside_condition(s, read.sub):
             return True, ""
         forward = self.info.closure_forward(outs) - outs
-        for n in forward:
+        for n in sorted(forward):
             if GATE_RE.search(n) and not BYTE_RE.search(n):
                 return True, n
-        if (outs | forward) & self.tests:
-            return True, next(iter(outs), "")
+        in_tests = sorted((outs | forward) & self.tests)
+        if in_tests:
+            # the variable the condition tests, nearest to the read first
+            direct = [n for n in in_tests if n in outs]
+            return True, (direct or [n for n in in_tests if self.info.deps.get(n, set()) & outs] or in_tests)[0]
         return False, ""
+
+    def assignment_site(self, name: str, after: Site) -> Site | None:
+        """The statement that assigns ``name`` (the first one after ``after`` if any)."""
+        found = None
+        passed = False
+        for s in ir.walk_statements(self.func.body):
+            if s is after.stmt:
+                passed = True
+            if isinstance(s, ir.Assign) and any(name in target_names(t) for t in s.targets):
+                if passed:
+                    return Site(self.func, s)
+                found = found or Site(self.func, s)
+        return found
 
     def weights(self, names: set[str]) -> list[ir.X]:
         """Factors multiplied with these variables (or in their definitions): a zero factor
@@ -285,6 +304,12 @@ def _inside_condition(s: ir.S, target: ir.X) -> bool:
             if cond is not None and any(y is target for y in ir.walk(cond)):
                 return True
     return False
+
+
+def _state_update_body(s: ir.If) -> bool:
+    """An `if` whose body only writes into tables or object state."""
+    stores = [t for inner in ir.walk_statements(s.body) if isinstance(inner, ir.Assign) for t in inner.targets]
+    return bool(stores) and all(isinstance(t, (ir.Sub, ir.Attr)) for t in stores)
 
 
 def _byte_body(s: ir.If) -> bool:
