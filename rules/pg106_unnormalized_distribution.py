@@ -15,8 +15,8 @@ from pgolf_audit.rulebase import AstRule, CodeCase
 from .pg104_target_in_cache_key import HASHED_MIXER
 
 _BYTES_RE = re.compile(r"byte|nb$|^nb|n_b|len_?b|piece_len|num_bytes", re.I)
-_LOGP_RE = re.compile(r"logp|log_p|lp$|^lp|nll|logprob|log_prob|ce$|bits", re.I)
-_MODEL_PROB_RE = re.compile(r"nn|model|tok|lm|neural|logit|prob|^p$|^p_", re.I)
+# a token's log-probability (not summed losses or bits: `nll_sum / byte_sum` is the metric)
+_LOGP_RE = re.compile(r"logp|log_p|lp$|^lp|logprob|log_prob|^p_tok|token_p", re.I)
 
 PPM_MIXTURE = '''
 import math
@@ -134,6 +134,8 @@ class UnnormalizedDistribution(AstRule):
         if not any(BYTE_MODEL_RE.search(n) for n in refs):
             return
         for s in ir.walk_statements(func.body):
+            if isinstance(s, ir.Return):
+                continue  # a returned ratio is a result (bits per byte), not a per-byte probability
             for top in ir.statement_exprs(s):
                 for x in ir.walk(top):
                     if _spreads_over_bytes(x, program.local_info(func)):

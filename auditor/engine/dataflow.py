@@ -46,6 +46,7 @@ _IDENT_RE = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad", "real", "imag", "weight", "bias"})
 MAX_ROUNDS = 5
 MAX_LOOP_DEPTH = 6
+_CONFIG_NAMES = {"args", "cfg", "config", "hp", "hparams", "h", "self", "cls", "opts", "options", "device", "model"}
 _STORE_CALLS = {"save", "savez", "savez_compressed", "dump", "dumps", "compress", "register_buffer"}
 _PATH_CALLS = {"join", "glob", "iglob", "sorted", "Path", "str", "format", "expanduser", "abspath", "realpath",
                "list", "tuple", "fspath", "with_suffix", "replace", "strip"}
@@ -208,15 +209,26 @@ class State:
         self.after_artifact = self.after_artifact or other.after_artifact
 
 
+def _same_step(a: Elem, b: Elem) -> bool:
+    """Path steps select the same data. A step a helper exported as "near its parameter"
+    (`[j~]`) matches any step of the same loop iteration."""
+    if a.text.endswith("~]") or b.text.endswith("~]"):
+        return a.tags == b.tags
+    return a == b
+
+
+def _same_path(a: tuple, b: tuple) -> bool:
+    return all(_same_step(x, y) for x, y in zip(a, b))
+
+
 def overlaps(a: Origin, b: Origin) -> bool:
     if a.root != b.root:
         return False
-    n = min(len(a.path), len(b.path))
-    return a.path[:n] == b.path[:n]
+    return _same_path(a.path, b.path)
 
 
 def covers(outer: Origin, inner: Origin) -> bool:
-    return outer.root == inner.root and len(outer.path) <= len(inner.path) and inner.path[:len(outer.path)] == outer.path
+    return outer.root == inner.root and len(outer.path) <= len(inner.path) and _same_path(outer.path, inner.path)
 
 
 class Analysis:
@@ -548,7 +560,7 @@ class Simulation:
             if e.names & local:
                 # slices over this function's own variables mean nothing to a caller; one
                 # that also moves with a parameter (`tokens[j - k]`) still says "near j"
-                moving = sorted(e.names & params)
+                moving = sorted(n for n in e.names & params if n not in _CONFIG_NAMES)
                 if not moving:
                     break
                 path.append(Elem("[" + ", ".join(f"{n}~" for n in moving) + "]", (), frozenset(moving)))
@@ -629,7 +641,7 @@ class Simulation:
             if isinstance(t, ir.Name):
                 st.env[t.id] = st.env.get(t.id, frozenset()) | self._score_marker(s)
             return
-        if isinstance(t, ir.Sub) and s.op in ("+", "-", "|", "*"):
+        if isinstance(t, ir.Sub) and s.op in ("+", "-", "|", "*") and self._persistent_table(t, s.value):
             index_origins = frozenset().union(*(self.ev(i, st) for i in t.index)) if t.index else frozenset()
             self.event("cache", Site(self.func, s, t), index_origins | origins, st, detail="cache")
             self.store_into(t, _as_state(index_origins | origins), st)
@@ -641,8 +653,8 @@ class Simulation:
 
     def bind(self, t: ir.X, origins: frozenset, value: ir.X | None, st: State) -> None:
         if isinstance(t, ir.Name):
-            if value is not None and (t.id in self.info.sinks or REPORTED_RE.search(t.id)) \
-                    and self.is_accumulator(t.id) and not self.info.trains_on(t.id) and self._computes_loss(value):
+            if value is not None and self._reported(t.id) and not self.info.trains_on(t.id) \
+                    and self._computes_loss(value):
                 # `val_nll = F.cross_entropy(logits, y)` reported as is
                 self.score(Site(self.func, self.stmt, t), origins, st, t.id)
                 origins = frozenset(o for o in origins if not o.is_data) | self._score_marker(self.stmt)
@@ -666,10 +678,27 @@ class Simulation:
             index_origins = frozenset().union(*(self.ev(i, st) for i in t.index)) if t.index else frozenset()
             if name and self.is_accumulator(name):
                 self.score(Site(self.func, self.stmt, t), origins, st, name)
-            elif value is not None and name and _refers_to(value, name):
+            elif value is not None and name and _refers_to(value, name) and self._persistent_table(t, value):
                 self.event("cache", Site(self.func, self.stmt, t), index_origins | origins, st, detail="cache")
                 origins = _as_state(index_origins | origins)
             self.store_into(t, origins, st)
+
+    def _persistent_table(self, target: ir.X, value: ir.X | None) -> bool:
+        """A write that keeps state across positions (a count table, an object's or the
+        module's table), not an edit of a temporary (`tilted[hint] += beta`)."""
+        x = target
+        while isinstance(x, ir.Sub):
+            x = x.base
+        if isinstance(x, ir.Attr):
+            return True
+        if not isinstance(x, ir.Name):
+            return False
+        if _count_like(x):
+            return True
+        if isinstance(value, ir.Const) and isinstance(value.value, int) or isinstance(value, ir.BinOp) and (
+                isinstance(value.right, ir.Const) and isinstance(value.right.value, int)):
+            return True  # counting: `t[k] += 1`, `t[k] = t.get(k, 0) + 1`
+        return x.id not in self.info.assigned  # a parameter or module-level table
 
     def store_into(self, target: ir.X, origins: frozenset, st: State) -> None:
         """What a write into a container (`t[k] = v`, `self.counts[k] += 1`) adds to it:
@@ -978,7 +1007,8 @@ class Simulation:
         if method in SIZE_CALLS or qual in SIZE_CALLS:
             return frozenset()
         if qual.startswith(("os.environ", "os.getenv")):
-            return frozenset()
+            # the default is what the code reads when the variable is unset
+            return args[1] if len(args) > 1 else kwargs.get("default", frozenset())
         if qual in ("torch.randint", "torch.randn", "torch.rand", "torch.randperm", "numpy.random.randint") \
                 or GENERATE_RE.search(method or ""):
             return frozenset((Origin("GEN"),))
@@ -1131,6 +1161,16 @@ class Simulation:
                 result = bool(forward & self.info.sinks) or any(REPORTED_RE.search(n) for n in forward)
         self._accumulators[name] = result
         return result
+
+    def _reported(self, name: str) -> bool:
+        """A value the function returns or prints as its metric (directly or through
+        the names computed from it), e.g. `s1 = F.cross_entropy(...)` reported as val_loss."""
+        if NOT_ACCUM_RE.search(name):
+            return False
+        forward = self.info.closure_forward({name})
+        if any(n in self.info.accumulated and self.is_accumulator(n) for n in forward):
+            return False  # an intermediate (`logp`, `nll`) of a score accumulated elsewhere
+        return bool(forward & self.info.sinks) or any(REPORTED_RE.search(n) for n in forward)
 
     def _computes_loss(self, value: ir.X) -> bool:
         key = id(value)

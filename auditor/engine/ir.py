@@ -997,6 +997,9 @@ def _render(x: X | None, subst: dict[str, str]) -> str:
         if isinstance(x.value, str):
             return repr(x.value) if not x.parts else "f" + repr(x.value)
         return "..." if x.value is Ellipsis else repr(x.value)
+    if isinstance(x, Seq) and x.kind == "dict":
+        pairs = [f"{_render(k, subst)}: {_render(v, subst)}" for k, v in zip(x.items[::2], x.items[1::2])]
+        return "{" + ", ".join(pairs) + "}"
     if isinstance(x, Seq):
         inner = ", ".join(_render(i, subst) for i in x.items)
         return {"tuple": f"({inner})", "list": f"[{inner}]", "set": f"{{{inner}}}", "dict": f"{{{inner}}}"}[x.kind]

@@ -306,10 +306,15 @@ class LocalInfo:
         self.slot_tensors: set[str] = set()        # tensors created with requires_grad=True here
         self.sinks: set[str] = set()               # names returned or printed with a metric
         self.backward_names: set[str] = set()      # names `.backward()` is called on
+        self.accumulated: set[str] = set()         # containers grown in place (`x += v`, `x.append(v)`)
         for s in ir.walk_statements(func.body):
             if isinstance(s, ir.Assign):
                 value_names = set(s.value.names) if s.value is not None else set()
                 for t in s.targets:
+                    if s.op is not None:
+                        c = container_name(t)
+                        if c:
+                            self.accumulated.add(c)
                     tnames = _target_names(t)
                     for tn in tnames:
                         self.assigned.add(tn)
@@ -349,6 +354,7 @@ class LocalInfo:
                         if x.func.attr == "requires_grad_" and base:
                             self.slot_tensors.add(base)
                         if x.func.attr in ("append", "extend", "add_", "copy_", "update", "add") and base:
+                            self.accumulated.add(base)
                             for a in x.args:
                                 self.deps.setdefault(base, set()).update(a.names)
                     # torch.save(obj, buffer), np.save(buffer, obj): the buffer holds obj
