@@ -97,15 +97,16 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
     entry.source = code.source  # type: ignore[attr-defined]
     files = [entry]
     problems: list[str] = []
-    accounting = None
-    try:
-        accounting = ctx.code_accounting
-    except Exception as exc:  # the accounting is another check's business; note and go on
-        problems.append(f"helper modules not analysed: {type(exc).__name__}: {exc}")
-    for counted in getattr(accounting, "files", None) or []:
-        path = counted.path
-        if path in (code.entry, code.origin) or not path.endswith(".py"):
+    folder_files = frozenset(getattr(ctx.folder, "files", {}) or {})
+    # local modules the code imports, followed transitively (found from the model's own
+    # import table, so no second parse of the entry script is needed)
+    pending = _local_imports(entry, folder_files)
+    seen = {code.entry, code.origin}
+    while pending:
+        path = pending.pop(0)
+        if path in seen:
             continue
+        seen.add(path)
         text = ctx.read_text(path)
         if text is None:
             problems.append(f"{path}: unreadable")
@@ -125,8 +126,28 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
         helper = ir.build_file(path, helper_module, LazyPositions(helper_module), is_entry=False, hooks=hooks)
         helper.source = text  # type: ignore[attr-defined]
         files.append(helper)
-    folder_files = frozenset(getattr(ctx.folder, "files", {}) or {})
+        pending.extend(_local_imports(helper, folder_files))
     return CodeProgram(files, folder_files, _runs(ctx), problems)
+
+
+def _local_imports(f: ir.FileIR, folder_files: frozenset[str]) -> list[str]:
+    """Folder files that ``import x`` / ``from x import y`` / ``from . import y`` in ``f`` name."""
+    base = f.path.rsplit("/", 1)[0] if "/" in f.path else ""
+    out: list[str] = []
+    for module, _stmt in f.imports:
+        level = len(module) - len(module.lstrip("."))
+        name = module.lstrip(".")
+        roots = [base] if level else ["", base]
+        for _ in range(max(level - 1, 0)):
+            roots = [r.rsplit("/", 1)[0] if "/" in r else "" for r in roots]
+        parts = name.split(".") if name else []
+        for root in dict.fromkeys(roots):
+            for k in range(len(parts), 0, -1):
+                stem = "/".join(([root] if root else []) + parts[:k])
+                for candidate in (stem + ".py", stem + "/__init__.py"):
+                    if candidate in folder_files and candidate not in out:
+                        out.append(candidate)
+    return out
 
 
 def _hooks(instances: list["AstRule"]) -> dict[str, list]:

@@ -7,6 +7,7 @@ code line (Semgrep style):
     # expect: PG105(info)      ... at that severity
     # ok: PG101                the next line must not be reported by PG101
     # todo: PG101              a known gap: PG101 should report the next line but does not yet
+    # todo-ok: PG110           a known false positive: PG110 reports the next line but should not
 
 Several codes may share one comment (``# expect: PG104, PG106``). Header comments set up
 the record folder:
@@ -27,14 +28,14 @@ from pathlib import Path
 
 from ..model import Severity
 
-ANNOTATION_RE = re.compile(r"^\s*#\s*(expect|ok|todo):\s*(.+?)\s*$")
+ANNOTATION_RE = re.compile(r"^\s*#\s*(expect|ok|todo-ok|todo):\s*(.+?)\s*$")
 CODE_RE = re.compile(r"(PG\d{3})(?:\((error|warning|info)\))?")
 HEADER_RE = re.compile(r"^#\s*fixture-(wrap|helper|log):\s*(.+?)\s*$")
 
 
 @dataclass
 class Expectation:
-    kind: str                   # expect, ok, todo
+    kind: str                   # expect, ok, todo, todo-ok
     code: str
     path: str                   # file in the record folder
     line: int                   # 1-based line of the code the annotation is about
@@ -107,6 +108,8 @@ class Comparison:
     wrong_severity: list[tuple[Expectation, str]] = field(default_factory=list)
     todo_missing: list[Expectation] = field(default_factory=list)
     todo_reported: list[Expectation] = field(default_factory=list)
+    known_false_positive: list[Expectation] = field(default_factory=list)  # todo-ok lines still reported
+    fixed_false_positive: list[Expectation] = field(default_factory=list)  # todo-ok lines now quiet
 
     def differences(self) -> list[str]:
         out = []
@@ -153,6 +156,9 @@ def compare(fixture: Fixture, findings, codes: set[str] | None = None) -> Compar
         elif e.kind == "todo":
             claimed.add(key)
             (result.todo_reported if hits else result.todo_missing).append(e)
+        elif e.kind == "todo-ok":
+            claimed.add(key)
+            (result.known_false_positive if hits else result.fixed_false_positive).append(e)
     for key, hits in reported.items():
         if key in claimed:
             continue

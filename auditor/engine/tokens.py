@@ -157,11 +157,13 @@ class TokenFacts:
         return None
 
     def _table_kind(self, table: str) -> str | None:
-        if table in self.count_tables or COUNT_TABLE_RE.search(table):
+        if table in self.count_tables:
             return "count"
         if DISTRIBUTION_RE.search(table) or BYTE_RE.search(table) or TOKEN_STREAM_RE.search(table) \
                 or TARGET_NAME_RE.match(table) or table in self.tainted:
-            return None
+            return None  # the model's or a normalised distribution, bytes, the token stream
+        if COUNT_TABLE_RE.search(table):
+            return "count"
         return "property"
 
     # -- where a value goes
