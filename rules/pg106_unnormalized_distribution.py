@@ -111,40 +111,40 @@ class UnnormalizedDistribution(AstRule):
         keyed_names: set[str] = set()
         for r in count_reads.values():
             keyed_names |= facts.outputs(r.site)
+        if not count_reads:
+            return
         tables = set(facts.count_tables)
-        for s in ir.walk_statements(func.body):
-            for top in ir.statement_exprs(s):
-                for x in ir.walk(top):
-                    if not isinstance(x, ir.BinOp) or x.op != "/":
-                        continue
-                    left_keyed = any(id(y) in count_reads for y in ir.walk(x.left)) or (x.left.names & keyed_names)
-                    if not left_keyed or not _count_like(x.right, tables, info):
-                        continue
-                    if _normalised_later(s, func, info):
-                        continue
-                    site = Site(func, s, x)
-                    yield self.hit(site, (
-                        f"{d.snippet(site)} at {d.where(site)} uses a ratio of hashed counts, read at the target, as a "
-                        f"probability: its values over the vocabulary do not sum to 1 (hashed blends summed to ~277 "
-                        f"in #886), so it is no distribution (R-EVAL-C2-NORMALIZED; valerio-oai on #779)"))
-                    break
+        reported: set[int] = set()
+        for s, x in program.expressions(func):
+            if not isinstance(x, ir.BinOp) or x.op != "/" or id(s) in reported:
+                continue
+            left_keyed = any(id(y) in count_reads for y in ir.walk(x.left)) or (x.left.names & keyed_names)
+            if not left_keyed or not _count_like(x.right, tables, info):
+                continue
+            if _normalised_later(s, func, program):
+                continue
+            reported.add(id(s))
+            site = Site(func, s, x)
+            yield self.hit(site, (
+                f"{d.snippet(site)} at {d.where(site)} uses a ratio of hashed counts, read at the target, as a "
+                f"probability: its values over the vocabulary do not sum to 1 (hashed blends summed to ~277 "
+                f"in #886), so it is no distribution (R-EVAL-C2-NORMALIZED; valerio-oai on #779)"))
 
     def _byte_mixture(self, program, func):
         refs = func.name_refs | func.attr_refs | {p.lstrip("*") for p in func.params}
         if not any(BYTE_MODEL_RE.search(n) for n in refs):
             return
-        for s in ir.walk_statements(func.body):
+        info = program.local_info(func)
+        for s, x in program.expressions(func):
             if isinstance(s, ir.Return):
                 continue  # a returned ratio is a result (bits per byte), not a per-byte probability
-            for top in ir.statement_exprs(s):
-                for x in ir.walk(top):
-                    if _spreads_over_bytes(x, program.local_info(func)):
-                        site = Site(func, s, x)
-                        yield self.hit(site, (
-                            f"{d.snippet(site)} at {d.where(site)} spreads a token's probability over its bytes and "
-                            f"`{func.qualname}` mixes it with a byte-level model: byte mixtures do not give a normalised "
-                            f"distribution over the token alphabet (R-PPM-BYTE-MIXTURE-C2; #1872, excluded in #1902)"))
-                        return
+            if _spreads_over_bytes(x, info):
+                site = Site(func, s, x)
+                yield self.hit(site, (
+                    f"{d.snippet(site)} at {d.where(site)} spreads a token's probability over its bytes and "
+                    f"`{func.qualname}` mixes it with a byte-level model: byte mixtures do not give a normalised "
+                    f"distribution over the token alphabet (R-PPM-BYTE-MIXTURE-C2; #1872, excluded in #1902)"))
+                return
 
 
 def _count_like(x: ir.X, tables: set[str], info) -> bool:
@@ -170,7 +170,7 @@ def _count_like(x: ir.X, tables: set[str], info) -> bool:
     return False
 
 
-def _normalised_later(s, func, info) -> bool:
+def _normalised_later(s, func, program) -> bool:
     """The ratio's variable is later divided by its own sum or pushed through softmax."""
     outs: set[str] = set()
     if isinstance(s, ir.Assign):
@@ -179,18 +179,16 @@ def _normalised_later(s, func, info) -> bool:
                 outs.add(t.id)
     if not outs:
         return False
-    for inner in ir.walk_statements(func.body):
-        for top in ir.statement_exprs(inner):
-            for x in ir.walk(top):
-                if isinstance(x, ir.BinOp) and x.op == "/" and x.left.names & outs:
-                    for y in ir.walk(x.right):
-                        if isinstance(y, ir.Call) and isinstance(y.func, ir.Attr) and y.func.attr == "sum" \
-                                and y.func.base.names & outs:
-                            return True
-                if isinstance(x, ir.Call):
-                    name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
-                    if name in ("softmax", "log_softmax", "normalize") and any(a.names & outs for a in x.args):
-                        return True
+    for _inner, x in program.expressions(func):
+        if isinstance(x, ir.BinOp) and x.op == "/" and x.left.names & outs:
+            for y in ir.walk(x.right):
+                if isinstance(y, ir.Call) and isinstance(y.func, ir.Attr) and y.func.attr == "sum" \
+                        and y.func.base.names & outs:
+                    return True
+        if isinstance(x, ir.Call):
+            name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+            if name in ("softmax", "log_softmax", "normalize") and any(a.names & outs for a in x.args):
+                return True
     return False
 
 

@@ -119,10 +119,10 @@ class CrossDocumentMixing(AstRule):
     def check(self, program):
         instance_calls = _instance_calls(program)
         for func in program.functions:
-            if func.is_module:
+            if func.is_module or not _mixes(func):
                 continue
-            shifts = [(s, x) for s, x in _shifts(func)]
-            if not shifts or not _mixes(func):
+            shifts = [(s, x) for s, x in _shifts(func, program)]
+            if not shifts:
                 continue
             if _masked(func, program, instance_calls):
                 continue
@@ -134,21 +134,19 @@ class CrossDocumentMixing(AstRule):
                 f"the next document's BOS position (R-SMEAR-BOS; enforced on #1797)"))
 
 
-def _shifts(func):
-    for s in ir.walk_statements(func.body):
-        for top in ir.statement_exprs(s):
-            for x in ir.walk(top):
-                if isinstance(x, ir.Sub) and _drops_last(x) and _hidden(x.base):
+def _shifts(func, program):
+    for s, x in program.expressions(func):
+        if isinstance(x, ir.Sub) and _drops_last(x) and _hidden(x.base):
+            yield s, x
+        elif isinstance(x, ir.Call):
+            name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+            if name == "roll":
+                # torch.roll(h, 1, dims=1) or h.roll(1, 1)
+                as_function = isinstance(x.func, ir.Name) or ir.render(x.func.base) == "torch"
+                target = (x.args[0] if x.args else None) if as_function else x.func.base
+                shift = x.arg(1 if as_function else 0, "shifts")
+                if isinstance(shift, ir.Const) and shift.value == 1 and _hidden(target):
                     yield s, x
-                elif isinstance(x, ir.Call):
-                    name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
-                    if name == "roll":
-                        # torch.roll(h, 1, dims=1) or h.roll(1, 1)
-                        as_function = isinstance(x.func, ir.Name) or ir.render(x.func.base) == "torch"
-                        target = (x.args[0] if x.args else None) if as_function else x.func.base
-                        shift = x.arg(1 if as_function else 0, "shifts")
-                        if isinstance(shift, ir.Const) and shift.value == 1 and _hidden(target):
-                            yield s, x
 
 
 def _drops_last(x: ir.Sub) -> bool:

@@ -12,17 +12,17 @@ import pytest
 from pgolf_audit import registry
 from pgolf_audit.audit import audit_folder
 from pgolf_audit.context import AuditOptions
-from pgolf_audit.cstutil import LazyPositions
 from pgolf_audit.engine import CodeProgram, ir
 from pgolf_audit.engine.cases import build_code_case_folder
 from pgolf_audit.engine.flags import Evaluator, RunValues
+from pgolf_audit.engine.lines import LineTable
 from pgolf_audit.model import CheckStatus, Severity
 from pgolf_audit.rulebase import CodeCase
 
 
 def program_of(source: str, runs: list[dict[str, str]] | None = None) -> CodeProgram:
     module = cst.parse_module(textwrap.dedent(source).lstrip("\n"))
-    f = ir.build_file("train_gpt.py", module, LazyPositions(module))
+    f = ir.build_file("train_gpt.py", module, LineTable(module))
     f.source = module.code
     return CodeProgram([f], runs=[RunValues.from_dict(f"run{i}.log", r) for i, r in enumerate(runs or [])])
 
@@ -80,7 +80,7 @@ def test_positions_are_lines_of_the_unwrapped_source():
 def test_rule_visitors_run_during_the_single_walk():
     seen: list[str] = []
     module = cst.parse_module("import requests\nrequests.get('x')\nprint(1)\n")
-    ir.build_file("train_gpt.py", module, LazyPositions(module),
+    ir.build_file("train_gpt.py", module, LineTable(module),
                   hooks={"Call": [lambda node, builder: seen.append(ir.render(builder.expr(node.func)))]})
     assert seen == ["requests.get", "print"]
 
@@ -231,7 +231,7 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
     result = audit_folder(folder, AuditOptions(select=["PG1"]))
     assert all(c.status is CheckStatus.PASS for c in result.checks if c.code.startswith("PG1"))
     assert calls == {"context": 1, "engine": 1}  # train_gpt.py by the context, helper_mod.py by the engine
-    assert all(n == 1 for n in wrappers)  # positions only ever for one statement at a time
+    assert all(n == 1 for n in wrappers)  # never a metadata provider over a whole module
 
 
 def test_missing_code_is_incomplete_never_pass(tmp_path):
@@ -275,3 +275,26 @@ def test_rule_docs_show_code_examples():
 
     text = rule_markdown(registry.get("PG101"))
     assert "### Flagged (examples)" in text and "```python" in text and "loss.backward()" in text
+
+
+def test_line_table_agrees_with_libcst_positions():
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    root = Path(__file__).parent / "fixtures"
+    for path in [root / "example_source" / "train_gpt.py", root / "legality" / "illegal_hashed_ngram.py",
+                 root / "legality" / "legal_score_first_ttt.py"]:
+        source = path.read_text()
+        module = cst.parse_module(source)
+        expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        for table in (LineTable(module, source), LineTable(module)):  # per statement, whole module
+            for top in module.body:
+                stack = [top]
+                while stack:
+                    node = stack.pop()
+                    stack.extend(node.children)
+                    if node in expected and isinstance(node, (cst.BaseStatement, cst.BaseSmallStatement,
+                                                              cst.BaseExpression)):
+                        span = table.span(node, top)
+                        want = expected[node]
+                        assert (span.start_line, span.end_line) == (want.start.line, want.end.line), (
+                            path.name, type(node).__name__, span, want)

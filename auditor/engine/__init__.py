@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from ..cstutil import LazyPositions, SourceParseError, parse_module
+from ..cstutil import SourceParseError, parse_module
 from ..model import CheckOutcome, CheckStatus, Evidence, Finding, Location, Severity
 from . import ir
 from .flags import RunValues
 from .gating import Gate, GateEvaluator
+from .lines import LineTable
 from .program import Program, Site
 
 if TYPE_CHECKING:
@@ -92,8 +93,9 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
     and every local Python module it imports (parsed once each)."""
     code = ctx.code
     module = ctx.code_module
-    entry = ir.build_file(code.origin, module, ctx.code_positions, wrapper=code.wrapper_name() if code.wrapped else None,
-                          is_entry=True, hooks=hooks)
+    # lines come from one plain code generation, and only if a finding asks (see lines.py)
+    entry = ir.build_file(code.origin, module, LineTable(module, code.source),
+                          wrapper=code.wrapper_name() if code.wrapped else None, is_entry=True, hooks=hooks)
     entry.source = code.source  # type: ignore[attr-defined]
     files = [entry]
     problems: list[str] = []
@@ -123,7 +125,7 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
         except SourceParseError as exc:
             problems.append(f"{path}: not parseable: {exc}")
             continue
-        helper = ir.build_file(path, helper_module, LazyPositions(helper_module), is_entry=False, hooks=hooks)
+        helper = ir.build_file(path, helper_module, LineTable(helper_module, text), is_entry=False, hooks=hooks)
         helper.source = text  # type: ignore[attr-defined]
         files.append(helper)
         pending.extend(_local_imports(helper, folder_files))

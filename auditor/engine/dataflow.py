@@ -47,7 +47,9 @@ _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad", "real", "imag", "weight", 
 MAX_ROUNDS = 5
 MAX_LOOP_DEPTH = 6
 _CONFIG_NAMES = {"args", "cfg", "config", "hp", "hparams", "h", "self", "cls", "opts", "options", "device", "model"}
+_ORDERED_KINDS = ("score", "update", "cache")
 _STORE_CALLS = {"save", "savez", "savez_compressed", "dump", "dumps", "compress", "register_buffer"}
+_FILE_VAR_RE = re.compile(r"(?:file|pattern|path|shard)s?$")
 _PATH_CALLS = {"join", "glob", "iglob", "sorted", "Path", "str", "format", "expanduser", "abspath", "realpath",
                "list", "tuple", "fspath", "with_suffix", "replace", "strip"}
 _EVAL_NAME_RE = re.compile(r"^(?:eval|evaluate|score)(?:_|$)|_(?:eval|evaluate)$")
@@ -169,6 +171,35 @@ class CallRecord:
     loops: tuple = ()
 
 
+class CallShape:
+    """What a call's name says, worked out once per call site."""
+
+    __slots__ = ("qual", "method", "store", "selection", "loss", "size", "env", "generate", "closure_step",
+                 "constructor", "path", "eval_name", "stateful", "quant", "read")
+
+    def __init__(self, x: ir.Call, qual: str):
+        fx = x.func
+        method = fx.attr if isinstance(fx, ir.Attr) else (fx.id if isinstance(fx, ir.Name) else "")
+        last = last_part(qual)
+        name = method or qual
+        self.qual, self.method = qual, method
+        self.store = last in _STORE_CALLS or method == "register_buffer"
+        self.selection = qual in ("min", "max", "numpy.minimum", "numpy.maximum", "torch.minimum", "torch.maximum",
+                                  "sorted")
+        self.loss = last in _LOSS_CALLS or method in _LOSS_CALLS
+        self.size = method in SIZE_CALLS or qual in SIZE_CALLS
+        self.env = qual.startswith(("os.environ", "os.getenv"))
+        self.generate = qual in ("torch.randint", "torch.randn", "torch.rand", "torch.randperm",
+                                 "numpy.random.randint") or bool(GENERATE_RE.search(method or ""))
+        self.closure_step = method == "step" or "closure" in (method or "")
+        self.constructor = _constructor_name(qual)
+        self.path = last in _PATH_CALLS or method in _PATH_CALLS
+        self.eval_name = bool(_EVAL_NAME_RE.search(method or ""))
+        self.stateful = last in _STATEFUL_CALLS or method in _STATEFUL_CALLS
+        self.quant = bool(QUANT_CALL_RE.search(name or ""))
+        self.read = bool(READ_CALL_RE.search(name or ""))
+
+
 class State:
     """What the interpretation knows at one point: variable origins, which data has been
     scored, which has been adapted on (and whether it had been scored first), weight
@@ -245,10 +276,12 @@ class Analysis:
         self.varying_cache: dict[int, frozenset] = {}
         self.loss_cache: dict[int, bool] = {}
         self._state_cache: dict[int, bool] = {}
-        self._call_cache: dict[int, bool] = {}
+        self._call_cache: dict[int, list] = {}
+        self._shapes: dict[int, CallShape] = {}
         self._seq = 0
         self.rounds = 0
         self.dirty: dict = {}
+        self.stale_actuals: set = set()
         self._clock = 0
         self.selections: dict[ir.FunctionIR, list[Selection]] = {}
         self.marker_sites: dict[str, Site] = {}
@@ -275,6 +308,15 @@ class Analysis:
             for s in ir.walk_statements(f.module_func.body):
                 if isinstance(s, ir.ClassS):
                     pre.class_body(s.cls.body, st)
+        # functions with nothing to track (model layers, math helpers) pass their inputs
+        # through: they get that summary without being simulated
+        effectful = self._effectful(order)
+        for func in order:
+            if func not in effectful:
+                self.summaries[func] = _pass_through(func)
+                self.events[func] = []
+                self.incidents[func] = []
+        order = [f for f in order if f in effectful]
         last_run: dict[ir.FunctionIR, int] = {}
         self.dirty = {f: 0 for f in order}
         for round_no in range(MAX_ROUNDS):
@@ -289,15 +331,43 @@ class Analysis:
                 before = self.summaries[func].signature()
                 last_run[func] = self._clock
                 self._clock += 1
+                self.stale_actuals.discard(func)
                 Simulation(self, func).run()
                 if before != self.summaries[func].signature():
                     for caller, _call, _stmt in callers.get(func, ()):
                         self.mark(caller)
                     if func.parent is not None:
                         self.mark(func.parent)
+        # Summaries do not depend on what callers pass (they speak of parameters), but what
+        # a function finds does: once the summaries are settled, one pass from callers to
+        # callees re-runs each function whose parameters learnt new origins, which in turn
+        # informs its callees later in the same pass.
+        for func in reversed(order):
+            if func in self.stale_actuals:
+                self.stale_actuals.discard(func)
+                Simulation(self, func).run()
 
     def mark(self, func: ir.FunctionIR) -> None:
-        self.dirty[func] = self._clock
+        if func in self.summaries and not getattr(self.summaries[func], "pass_through", False):
+            self.dirty[func] = self._clock
+
+    def _effectful(self, order: list[ir.FunctionIR]) -> set[ir.FunctionIR]:
+        """Functions whose simulation can matter: they score, update, read data, name data
+        sources, snapshot or restore weights, write containers, or call such a function."""
+        direct = {f for f in order if f.is_module or _has_effect_syntax(f, self.program)}
+        callers = self.program.callers
+        effectful = set(direct)
+        stack = list(direct)
+        while stack:
+            f = stack.pop()
+            for caller, _call, _stmt in callers.get(f, ()):
+                if caller not in effectful:
+                    effectful.add(caller)
+                    stack.append(caller)
+            if f.parent is not None and f.parent not in effectful:
+                effectful.add(f.parent)
+                stack.append(f.parent)
+        return effectful
 
     def add_attr(self, attr: str, origins: frozenset) -> None:
         old = self.attr_env.get(attr, frozenset())
@@ -314,6 +384,12 @@ class Analysis:
                     self.mark(f)
         self.global_env = env
 
+    def call_shape(self, x: ir.Call, func: ir.FunctionIR) -> "CallShape":
+        shape = self._shapes.get(id(x))
+        if shape is None:
+            shape = self._shapes[id(x)] = CallShape(x, self.program.qualify(x.func, func) or "")
+        return shape
+
     def mentions_state(self, x: ir.X) -> bool:
         cached = self._state_cache.get(id(x))
         if cached is None:
@@ -321,9 +397,12 @@ class Analysis:
         return cached
 
     def has_call(self, x: ir.X) -> bool:
+        return bool(self.calls_in(x))
+
+    def calls_in(self, x: ir.X) -> list:
         cached = self._call_cache.get(id(x))
         if cached is None:
-            cached = self._call_cache[id(x)] = any(isinstance(y, ir.Call) for y in ir.walk(x))
+            cached = self._call_cache[id(x)] = [y for y in ir.walk(x) if isinstance(y, ir.Call)]
         return cached
 
     def next_seq(self) -> int:
@@ -362,7 +441,7 @@ class Analysis:
         name = origin.root[2:]
         actual = self.summaries.get(func, Summary()).param_actual.get(name)
         if actual:
-            return frozenset(Origin(a.root, a.path + origin.path, a.via) for a in actual)
+            return frozenset(_extend(a, origin.path) for a in actual)
         return frozenset(Origin(c.root, origin.path, c.via) for c in _convention(name))
 
     def roots(self, origins: Iterable[Origin], func: ir.FunctionIR) -> set[str]:
@@ -524,6 +603,13 @@ class Simulation:
         s.restores_entry = self.restores_entry
 
     def _returns_state(self) -> bool:
+        cached = getattr(self.func, "_returns_state", None)
+        if cached is None:
+            cached = self._returns_state_uncached()
+            self.func._returns_state = cached  # type: ignore[attr-defined]
+        return cached
+
+    def _returns_state_uncached(self) -> bool:
         for s in ir.walk_statements(self.func.body):
             if isinstance(s, ir.Return) and s.value is not None:
                 names = self.info.closure_back(s.value.names)
@@ -783,6 +869,9 @@ class Simulation:
         iter_origins = self.ev(s.iter, st) if s.kind == "for" and s.iter is not None else frozenset()
         times = 2 if len(self.loops) < MAX_LOOP_DEPTH else 1
         for it in range(1, times + 1):
+            if it == 2 and not any(e.kind in _ORDERED_KINDS for e in self.events[events_before:]):
+                break  # nothing in the body is ordered against anything: one pass says it all
+            events_before = len(self.events)
             self.loops.append((s, it))
             if s.kind == "while" and s.iter is not None:
                 self.ev(s.iter, st)
@@ -792,7 +881,7 @@ class Simulation:
                 for o in iter_origins:
                     if o.is_data:
                         elem = self.make_elem(f"<item of loop@{s.lid}>", names | (s.iter.names if s.iter is not None else frozenset()))
-                        bound.add(Origin(o.root, o.path + (elem,), o.via))
+                        bound.add(_extend(o, (elem,)))
                     else:
                         bound.add(o)
                 for n in names:
@@ -871,7 +960,7 @@ class Simulation:
             out = set()
             for o in base:
                 if o.is_data and o.via != "state":
-                    out.add(Origin(o.root, o.path + (elem,), o.via))
+                    out.add(_extend(o, (elem,)))
                 else:
                     out.add(o)
             # a lookup keyed by data (a count table read at hash(tokens)) depends on that data
@@ -954,8 +1043,8 @@ class Simulation:
             receiver = self.ev(fx, st)
         args = [self.ev(a, st) for a in x.args]
         kwargs = {k: self.ev(v, st) for k, v in x.kwargs.items()}
-        qual = self.p.qualify(fx, self.func) or ""
-        method = fx.attr if isinstance(fx, ir.Attr) else (fx.id if isinstance(fx, ir.Name) else "")
+        shape = self.a.call_shape(x, self.func)
+        qual, method = shape.qual, shape.method
         everything = receiver.union(*args, *kwargs.values()) if (args or kwargs) else receiver
         site = Site(self.func, self.stmt, x)
 
@@ -989,7 +1078,7 @@ class Simulation:
             base = base_name(fx.base)
             if base and args:
                 st.env[base] = st.env.get(base, frozenset()) | frozenset().union(*args)
-        if (last_part(qual) in _STORE_CALLS or method == "register_buffer") and any(
+        if shape.store and any(
                 self.a.is_val(o, self.func) and o.via != "files" for a in args for o in a if o.is_data):
             # validation tokens written into the artifact (a "paid prefix")
             self.stores.append(Selection(site, frozenset(), tuple(self.loops)))
@@ -999,21 +1088,19 @@ class Simulation:
             if isinstance(path, ir.Const) and isinstance(path.value, str) and _mentions_state(x.args[0]):
                 st.snapshots["file:" + path.value] = self._weights(st)
             return frozenset()
-        if qual in ("min", "max", "numpy.minimum", "numpy.maximum", "torch.minimum", "torch.maximum", "sorted") \
-                and len(_score_ids(everything)) >= 2:
+        if shape.selection and len(_score_ids(everything)) >= 2:
             self.selections.append(Selection(site, _score_ids(everything), tuple(self.loops)))
-        if last_part(qual) in _LOSS_CALLS or method in _LOSS_CALLS:
+        if shape.loss:
             self._candidate_grid(x, everything, site)
-        if method in SIZE_CALLS or qual in SIZE_CALLS:
+        if shape.size:
             return frozenset()
-        if qual.startswith(("os.environ", "os.getenv")):
+        if shape.env:
             # the default is what the code reads when the variable is unset
             return args[1] if len(args) > 1 else kwargs.get("default", frozenset())
-        if qual in ("torch.randint", "torch.randn", "torch.rand", "torch.randperm", "numpy.random.randint") \
-                or GENERATE_RE.search(method or ""):
+        if shape.generate:
             return frozenset((Origin("GEN"),))
 
-        if method == "step" or "closure" in (method or ""):
+        if shape.closure_step:
             # `opt.step(closure)` runs the closure (L-BFGS and friends)
             for ax in x.args:
                 if isinstance(ax, ir.Name):
@@ -1023,7 +1110,7 @@ class Simulation:
         result: frozenset
         if resolved is not None and resolved.kind == "function":
             result = self.inline(resolved.target, resolved.bound, x, receiver, args, kwargs, st)  # type: ignore[arg-type]
-        elif resolved is not None and resolved.kind == "class" or resolved is None and _constructor_name(qual):
+        elif resolved is not None and resolved.kind == "class" or resolved is None and shape.constructor:
             init = self.p.class_method(resolved.target, "__init__") if resolved is not None else None  # type: ignore[arg-type]
             if init is not None:
                 self.inline(init, True, x, receiver, args, kwargs, st)
@@ -1035,22 +1122,22 @@ class Simulation:
             result = frozenset(Origin(o.root, o.path, marker if o.via == "files" else o.via) for o in data)
         else:
             result = everything
-            if not (last_part(qual) in _PATH_CALLS or method in _PATH_CALLS):
+            if not shape.path:
                 # reading the files gives data, no longer file names
                 result = frozenset(Origin(o.root, o.path, "") if o.via == "files" else o for o in result)
-            if resolved is None and _EVAL_NAME_RE.search(method or "") and any(
-                    self.a.is_val(o, self.func) for o in everything if o.is_data):
+            if resolved is None and shape.eval_name and any(o.is_data for o in everything):
                 # a scoring function the folder does not define (imported from elsewhere):
                 # its name is all there is to go on
                 self.score(site, everything, st, None, detail=method)
                 result = frozenset(o for o in result if not o.is_data) | self._score_marker(self.stmt, call=x)
-            if last_part(qual) in _STATEFUL_CALLS or method in _STATEFUL_CALLS:
+            if shape.stateful:
                 tags = tuple((loop.lid, it) for loop, it in self.loops)
-                result = frozenset(Origin(o.root, o.path + (Elem(f"<{method or qual}>", tags),), o.via)
+                result = frozenset(_extend(o, (Elem(f"<{method or qual}>", tags),))
                                    if o.is_data else o for o in result)
-        if QUANT_CALL_RE.search(method or qual or ""):
+        if shape.quant:
             self.event("quant", site, frozenset(), st, detail=method or qual)
-        if READ_CALL_RE.search(method or qual or "") and "TRAIN" in self.a.roots(everything, self.func):
+        if shape.read and any(o.is_data for o in everything):
+            # which data it reads is decided by the rules (a parameter's origins may still be learnt)
             self.event("read", site, frozenset(o for o in everything if o.is_data), st, detail=method or qual)
         return result
 
@@ -1086,7 +1173,7 @@ class Simulation:
                                       for c in concrete)
                 if new != old:
                     summary.param_actual[pname] = new
-                    self.a.mark(callee)
+                    self.a.stale_actuals.add(callee)
         self.a.call_records[id(x)] = CallRecord(self.func, self.stmt, x, callee, binding, tuple(self.loops))
         site = Site(self.func, self.stmt, x)
         entry_weights = self._weights(st)
@@ -1136,11 +1223,11 @@ class Simulation:
                     continue
                 for a in binding[pname][1]:
                     if a.is_data or a.root == "SCORE":
-                        out.add(Origin(a.root, a.path + tuple(path), a.via or o.via))
+                        out.add(_extend(a, tuple(path), a.via or o.via))
             elif o.root.startswith("F:"):
                 for a in self.name(o.root[2:], st):
                     if a.is_data:
-                        out.add(Origin(a.root, a.path + tuple(path), a.via or o.via))
+                        out.add(_extend(a, tuple(path), a.via or o.via))
             else:
                 out.add(Origin(o.root, tuple(path), o.via))
         return frozenset(out)
@@ -1315,17 +1402,17 @@ class Simulation:
         st.adapted.update(weights)
 
     def maybe_snapshot(self, name: str, value: ir.X, st: State) -> None:
-        if not self.a.has_call(value):
+        calls = self.a.calls_in(value)
+        if not calls:
             return
         snap = self.a.mentions_state(value)
         restore_from = None
         if not snap:
-            for y in ir.walk(value):
-                if isinstance(y, ir.Call):
-                    r = self.p.resolve(y, self.func)
-                    if r is not None and r.kind == "function" and self.a.summaries.get(r.target, Summary()).returns_state:
-                        snap = True
-                        break
+            for y in calls:
+                r = self.p.resolve(y, self.func)
+                if r is not None and r.kind == "function" and self.a.summaries.get(r.target, Summary()).returns_state:
+                    snap = True
+                    break
         if snap:
             # `model = copy.deepcopy(base_model)`: reloading an earlier snapshot
             if isinstance(value, ir.Call) and last_part(self.p.qualify(value.func, self.func) or "") == "deepcopy":
@@ -1397,12 +1484,27 @@ def _constructor_name(qual: str) -> bool:
 
 def _convention(name: str) -> frozenset:
     """Origins of a variable named like the baseline's data variables."""
-    via = "files" if re.search(r"(?:file|pattern|path|shard)s?$", name) else ""
+    via = "files" if _FILE_VAR_RE.search(name) else ""
     if VAL_NAME_RE.match(name):
         return frozenset((Origin("VAL", (), via),))
     if TRAIN_NAME_RE.match(name):
         return frozenset((Origin("TRAIN", (), via),))
     return frozenset()
+
+
+MAX_PATH = 4
+
+
+def _extend(o: Origin, steps: tuple, via: str | None = None) -> Origin:
+    """``o`` with further slice steps; paths stay short (a slice of a slice of a slice says
+    all there is to say) and a step is not repeated, so values that are re-sliced each round
+    (`history = (history + b)[-n:]`) reach a fixed point."""
+    path = o.path
+    for step in steps:
+        if len(path) >= MAX_PATH or (path and path[-1] == step):
+            break
+        path = path + (step,)
+    return Origin(o.root, path, o.via if via is None else via)
 
 
 def _most_specific(origins: frozenset) -> frozenset:
@@ -1418,6 +1520,54 @@ def _most_specific(origins: frozenset) -> frozenset:
             continue
         keep.append(o)
     return frozenset(keep)
+
+
+_EFFECT_METHODS = {"backward", "load_state_dict", "state_dict", "append", "extend", "add_", "insert", "copy_", "update",
+                   "at", "index_add_", "scatter_add_", "index_put_", "put_", "save", "grad", "requires_grad_",
+                   "next_batch", "deepcopy", "register_buffer", "step"}
+
+
+def _has_effect_syntax(func: ir.FunctionIR, program: Program) -> bool:
+    """Cheap syntactic test: could simulating this function find anything?"""
+    cached = getattr(func, "_effect_syntax", None)
+    if cached is not None:
+        return cached
+    result = False
+    names = func.name_refs | func.attr_refs
+    if any(VAL_NAME_RE.match(n) or TRAIN_NAME_RE.match(n) for n in names):
+        result = True
+    for s in ir.walk_statements(func.body):
+        if result:
+            break
+        if isinstance(s, ir.Assign):
+            if s.op is not None or any(isinstance(t, (ir.Sub, ir.Attr)) for t in s.targets):
+                result = True
+                break
+        for top in ir.statement_exprs(s):
+            for x in ir.walk(top):
+                if isinstance(x, ir.Const) and isinstance(x.value, str) and (VAL_FILE_RE.search(x.value)
+                                                                            or TRAIN_FILE_RE.search(x.value)):
+                    result = True
+                elif isinstance(x, ir.Call):
+                    name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+                    if name in _EFFECT_METHODS or name in _LOSS_CALLS or GENERATE_RE.search(name) \
+                            or QUANT_CALL_RE.search(name) or READ_CALL_RE.search(name) or _EVAL_NAME_RE.search(name) \
+                            or name in ("min", "max", "sorted") or x.kwargs.get("requires_grad") is not None:
+                        result = True
+                if result:
+                    break
+            if result:
+                break
+    func._effect_syntax = result  # type: ignore[attr-defined]
+    return result
+
+
+def _pass_through(func: ir.FunctionIR) -> Summary:
+    """The summary of a function with no effects: what it returns comes from its inputs."""
+    params = [p.lstrip("*") for p in func.params if p.lstrip("*") not in ("self", "cls")]
+    summary = Summary(returns=frozenset(Origin("P:" + p) for p in params))
+    summary.pass_through = True  # type: ignore[attr-defined]
+    return summary
 
 
 def _score_ids(origins: Iterable[Origin]) -> frozenset:

@@ -442,7 +442,7 @@ class ClassIR:
 class FileIR:
     path: str
     module: cst.Module
-    positions: Any  # LazyPositions
+    positions: Any  # lines.LineTable (span(node, top) -> start_line, end_line)
     wrapper: str | None = None
     is_entry: bool = True
     module_func: FunctionIR | None = None

@@ -285,6 +285,22 @@ class Program:
         return order
 
     # ---- per-function helpers (flow-insensitive)
+    def statements(self, func: ir.FunctionIR) -> list[ir.S]:
+        """Every statement of the function (not of nested functions), cached."""
+        cached = getattr(func, "_statements", None)
+        if cached is None:
+            cached = func._statements = list(ir.walk_statements(func.body))  # type: ignore[attr-defined]
+        return cached
+
+    def expressions(self, func: ir.FunctionIR) -> list[tuple[ir.S, ir.X]]:
+        """Every expression node of the function with its statement, cached: the rules
+        scan this one list instead of walking the model again."""
+        cached = getattr(func, "_expressions", None)
+        if cached is None:
+            cached = [(s, x) for s in self.statements(func) for top in ir.statement_exprs(s) for x in ir.walk(top)]
+            func._expressions = cached  # type: ignore[attr-defined]
+        return cached
+
     def local_info(self, func: ir.FunctionIR) -> "LocalInfo":
         info = getattr(func, "_local_info", None)
         if info is None:

@@ -58,24 +58,22 @@ class TokenFacts:
     # -- the target
     def _find_target_positions(self) -> None:
         groups: dict[tuple[str, str], list[tuple[ir.Sub, int, bool]]] = {}
-        for s in ir.walk_statements(self.func.body):
-            for top in ir.statement_exprs(s):
-                for x in ir.walk(top):
-                    if not isinstance(x, ir.Sub) or not isinstance(x.base, ir.Name) or len(x.index) != 1:
-                        continue
-                    base = x.base.id
-                    if not (TOKEN_STREAM_RE.search(base) or VAL_NAME_RE.match(base)) or base in self.count_tables \
-                            or DISTRIBUTION_RE.search(base):
-                        continue
-                    part = x.index[0]
-                    if isinstance(part, ir.Slice):
-                        stop = _offset(part.upper)
-                        if stop is not None:
-                            groups.setdefault((base, stop[0]), []).append((x, stop[1] - 1, True))
-                    else:
-                        pos = _offset(part)
-                        if pos is not None:
-                            groups.setdefault((base, pos[0]), []).append((x, pos[1], False))
+        for _s, x in self.program.expressions(self.func):
+            if not isinstance(x, ir.Sub) or not isinstance(x.base, ir.Name) or len(x.index) != 1:
+                continue
+            base = x.base.id
+            if not (TOKEN_STREAM_RE.search(base) or VAL_NAME_RE.match(base)) or base in self.count_tables \
+                    or DISTRIBUTION_RE.search(base):
+                continue
+            part = x.index[0]
+            if isinstance(part, ir.Slice):
+                stop = _offset(part.upper)
+                if stop is not None:
+                    groups.setdefault((base, stop[0]), []).append((x, stop[1] - 1, True))
+            else:
+                pos = _offset(part)
+                if pos is not None:
+                    groups.setdefault((base, pos[0]), []).append((x, pos[1], False))
         for (_base, _var), reads in groups.items():
             scalars = [off for _x, off, is_slice in reads if not is_slice]
             if not scalars:
@@ -88,12 +86,11 @@ class TokenFacts:
                     self.target_subs.add(id(x))
 
     def _is_target_expr(self, x: ir.X) -> bool:
-        for y in ir.walk(x):
-            if isinstance(y, ir.Name) and y.id in self.tainted:
-                return True
-            if id(y) in self.target_subs:
-                return True
-        return False
+        if x.names & self.tainted:
+            return True
+        if not self.target_subs:
+            return False
+        return any(id(y) in self.target_subs for y in ir.walk(x))
 
     def _taint(self) -> set[str]:
         tainted: set[str] = set()
@@ -117,26 +114,20 @@ class TokenFacts:
     @cached_property
     def reads(self) -> list[TableRead]:
         out: list[TableRead] = []
-        for s in ir.walk_statements(self.func.body):
-            exprs: list[ir.X] = []
-            if isinstance(s, ir.Assign):
-                if s.value is not None:
-                    exprs.append(s.value)
-                for t in s.targets:
-                    if isinstance(t, ir.Sub):
-                        exprs.extend(t.index)
-            else:
-                exprs.extend(ir.statement_exprs(s))
-            for top in exprs:
-                for x in ir.walk(top):
-                    read = self._read(x)
-                    if read is not None:
-                        table, index = read
-                        kind = self._table_kind(table)
-                        if kind is None or not any(self._is_target_expr(i) for i in index):
-                            continue
-                        key = ", ".join(ir.render(i, limit=60) for i in index)
-                        out.append(TableRead(Site(self.func, s, x), x, table, kind, key))
+        if not self.tainted and not self.target_subs:
+            return out
+        for s, x in self.program.expressions(self.func):
+            if isinstance(s, ir.Assign) and any(x is t for t in s.targets):
+                continue  # the store itself (its index parts are still reads)
+            read = self._read(x)
+            if read is None:
+                continue
+            table, index = read
+            kind = self._table_kind(table)
+            if kind is None or not any(self._is_target_expr(i) for i in index):
+                continue
+            key = ", ".join(ir.render(i, limit=60) for i in index)
+            out.append(TableRead(Site(self.func, s, x), x, table, kind, key))
         return out
 
     def _read(self, x: ir.X) -> tuple[str, list[ir.X]] | None:
@@ -201,16 +192,15 @@ class TokenFacts:
     def tests(self) -> set[str]:
         """Names used in conditions that choose between computations."""
         names: set[str] = set()
-        for s in ir.walk_statements(self.func.body):
+        for s in self.program.statements(self.func):
             if isinstance(s, ir.If):
                 names |= s.test.names
-            for top in ir.statement_exprs(s):
-                for x in ir.walk(top):
-                    if isinstance(x, ir.Call) and isinstance(x.func, (ir.Attr, ir.Name)) and (
-                            (x.func.attr if isinstance(x.func, ir.Attr) else x.func.id) == "where") and x.args:
-                        names |= x.args[0].names
-                    elif isinstance(x, ir.IfExpr):
-                        names |= x.test.names
+        for _s, x in self.program.expressions(self.func):
+            if isinstance(x, ir.Call) and isinstance(x.func, (ir.Attr, ir.Name)) and (
+                    (x.func.attr if isinstance(x.func, ir.Attr) else x.func.id) == "where") and x.args:
+                names |= x.args[0].names
+            elif isinstance(x, ir.IfExpr):
+                names |= x.test.names
         return names
 
     def gate_sink(self, read: TableRead) -> tuple[bool, str]:
@@ -257,14 +247,12 @@ class TokenFacts:
         """Factors multiplied with these variables (or in their definitions): a zero factor
         switches the gate off."""
         out: list[ir.X] = []
-        for s in ir.walk_statements(self.func.body):
-            for top in ir.statement_exprs(s):
-                for x in ir.walk(top):
-                    if isinstance(x, ir.BinOp) and x.op == "*":
-                        for this, other in ((x.left, x.right), (x.right, x.left)):
-                            if this.names & names and isinstance(other, (ir.Name, ir.Attr)) \
-                                    and not (other.names & self.tainted):
-                                out.append(other)
+        for _s, x in self.program.expressions(self.func):
+            if isinstance(x, ir.BinOp) and x.op == "*":
+                for this, other in ((x.left, x.right), (x.right, x.left)):
+                    if this.names & names and isinstance(other, (ir.Name, ir.Attr)) \
+                            and not (other.names & self.tainted):
+                        out.append(other)
         for n in names:
             for value in self.info.defs.get(n, ()):
                 for x in ir.walk(value):
