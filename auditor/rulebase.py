@@ -18,6 +18,7 @@ Two kinds:
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator
 
@@ -116,6 +117,10 @@ class CodeCase:
     log_hyperparameters: "dict[str, str] | list[dict[str, str]] | None" = None
     files: dict[str, str] = field(default_factory=dict)
     file: str | None = None
+
+    def __post_init__(self) -> None:
+        # snippets are written indented inside rule modules; lines count from the first code line
+        self.code = textwrap.dedent(self.code).lstrip("\n")
 
 
 class Rule:

@@ -110,6 +110,15 @@ class TargetInCacheKey(AstRule):
                 p_cache = seen / total if total else 0.0
                 return math.log((1 - lam) * p_model + lam * p_cache)
             ''', "a dictionary cache read at (context, target)", line=5, message_contains=("cache",)),
+        CodeCase('''
+            import numpy as np
+            from ngram_cache import ngram_mix_nll
+
+            if __name__ == "__main__":
+                val_np = np.fromfile("./data/datasets/fineweb10B_sp1024/fineweb_val_000000.bin", dtype=np.uint16)
+                print(f"val_loss:{ngram_mix_nll(val_np, p_model, ctx_counts, full_counts)}")
+            ''', "the mixer lives in a helper module the script imports", files={"ngram_cache.py": HASHED_MIXER},
+                 file="ngram_cache.py", line=12, message_contains=("full_counts",)),
     ]
 
     def check(self, program):
