@@ -21,7 +21,7 @@ from .folder import FolderError, RecordFolder, discover_record_folders
 from .model import (
     AuditReport, Category, CheckOutcome, CheckStatus, Confidence, Evidence, Finding, FolderResult, Location, Severity,
 )
-from .rulebase import AstRule, Check, IncompleteCheck, MetaRule, Rule, SkipCheck
+from .rulebase import AstRule, Check, IncompleteCheck, MetaRule, PrRule, Rule, SkipCheck
 from .summary import fill_tables
 
 CRASH_CODE, CRASH_NAME = "PG900", "rule-crashed"
@@ -79,7 +79,7 @@ def audit_folder(path: Path, options: AuditOptions, display_path: str | None = N
     )
     ast_rules: list[type[AstRule]] = []
     for cls, selected, reason in selected_rules(options):
-        if issubclass(cls, MetaRule):
+        if issubclass(cls, (MetaRule, PrRule)):  # PR-shape rules run in `pgolf-audit pr`, on the diff
             continue
         if not selected:
             result.checks.append(CheckOutcome(cls.CODE, cls.NAME, CheckStatus.SKIP, reason))

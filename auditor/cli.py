@@ -36,6 +36,11 @@ TRACK_ALIASES = {
 LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "bpb": ("pgolf_audit.reference_impl.commands", "bpb_command", "Byte accounting of a tokenizer over validation shards (LUT vs exact)."),
     "demo": ("pgolf_audit.reference_impl.commands", "demo_command", "Build, train and audit a tiny reference record folder."),
+    # Pull requests and GitHub (auditor/pr.py, auditor/github_comment.py).
+    "pr": ("pgolf_audit.pr", "pr_command", "Audit a pull request: its shape and the record folder it adds."),
+    "comment": ("pgolf_audit.github_comment", "comment_command", "Create or update the sticky review comment on a PR."),
+    "summary-outputs": ("pgolf_audit.github_comment", "summary_outputs_command",
+                        "Print a report's verdict and counts as key=value lines (GitHub Actions outputs)."),
 }
 
 

@@ -239,13 +239,78 @@ class FolderResult:
 VERDICT_ORDER = [Verdict.PASS, Verdict.NEEDS_REVIEW, Verdict.INCOMPLETE, Verdict.FAIL]
 
 
+# ---- pull-request section (``pgolf-audit pr``) ------------------------------------------
+
+@dataclass
+class PrSection:
+    """What a pull request changes and the PR-level findings about its shape.
+
+    ``changes`` are the diff between the merge base and the head as
+    ``{"status", "path", "old_path"}`` rows (status letters as ``git diff --name-status``
+    gives them); ``shape`` is one sentence describing the diff; ``findings`` and ``checks``
+    come from the PR-shape rules (PG61x). Paths are relative to the repository root.
+    """
+
+    base: str                      # the revisions as the user named them
+    head: str
+    base_sha: str
+    head_sha: str
+    merge_base: str
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    added_folders: list[str] = field(default_factory=list)
+    audited_folders: list[str] = field(default_factory=list)
+    shape: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    not_exported: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
+
+    @property
+    def verdict(self) -> Verdict:
+        return compute_verdict(self.findings, self.checks)
+
+    def finalise(self) -> None:
+        self.findings.sort(key=lambda f: (-f.severity.rank, f.code, f.location.display() if f.location else ""))
+        self.checks.sort(key=lambda c: c.code)
+
+    def counts(self) -> dict[str, int]:
+        live = [f for f in self.findings if not f.suppressed]
+        return {
+            "error": sum(f.severity is Severity.ERROR for f in live),
+            "warning": sum(f.severity is Severity.WARNING for f in live),
+            "info": sum(f.severity is Severity.INFO for f in live),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for change in self.changes:
+            by_status[change["status"]] = by_status.get(change["status"], 0) + 1
+        return {
+            "base": self.base,
+            "head": self.head,
+            "base_sha": self.base_sha,
+            "head_sha": self.head_sha,
+            "merge_base": self.merge_base,
+            "verdict": self.verdict.value,
+            "shape": self.shape,
+            "summary": self.counts(),
+            "changes_by_status": by_status,
+            "changes": self.changes,
+            "added_folders": self.added_folders,
+            "audited_folders": self.audited_folders,
+            "not_exported": self.not_exported,
+            "findings": [f.to_json() for f in self.findings],
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
 @dataclass
 class AuditReport:
-    """One or more folder results plus what produced them."""
+    """One or more folder results plus what produced them (and, for a pull request, its shape)."""
 
     tool: dict[str, Any]
     results: list[FolderResult]
     errors: list[dict[str, str]] = field(default_factory=list)  # paths that could not be audited at all
+    pr: PrSection | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -253,9 +318,10 @@ class AuditReport:
             worst = Verdict.INCOMPLETE
         else:
             worst = Verdict.PASS
-        for r in self.results:
-            if VERDICT_ORDER.index(r.verdict) > VERDICT_ORDER.index(worst):
-                worst = r.verdict
+        verdicts = [r.verdict for r in self.results] + ([self.pr.verdict] if self.pr else [])
+        for v in verdicts:
+            if VERDICT_ORDER.index(v) > VERDICT_ORDER.index(worst):
+                worst = v
         return worst
 
     def summary(self) -> dict[str, Any]:
@@ -263,15 +329,15 @@ class AuditReport:
         for r in self.results:
             per_verdict[r.verdict.value] += 1
         totals = {"error": 0, "warning": 0, "info": 0}
-        for r in self.results:
-            c = r.counts()
+        counted = [r.counts() for r in self.results] + ([self.pr.counts()] if self.pr else [])
+        for c in counted:
             for k in totals:
                 totals[k] += c[k]
         return {"folders": len(self.results), "verdicts": per_verdict, "findings": totals,
                 "unreadable_paths": len(self.errors)}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema_version": SCHEMA_VERSION,
             "tool": self.tool,
             "verdict": self.verdict.value,
@@ -279,3 +345,6 @@ class AuditReport:
             "results": [r.to_json() for r in self.results],
             "errors": self.errors,
         }
+        if self.pr is not None:
+            data["pr"] = self.pr.to_json()
+        return data

@@ -13,6 +13,8 @@ Two kinds:
   example record.
 - ``AstRule``: a libcst visitor over the unwrapped code; all AST rules share one parse and
   one traversal (see ``pgolf_audit.engine``). Examples are code snippets.
+- ``PrRule``: a rule over a pull request's diff (``pgolf-audit pr``): which paths it adds,
+  modifies, deletes or renames. Examples are ``PrCase`` diffs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .model import Category, Confidence, Evidence, Finding, Location, Severity
 
 if TYPE_CHECKING:
     from .context import AuditContext
+    from .pr import PullRequest
 
 DOC_SECTIONS = (
     "What it checks",
@@ -243,3 +246,43 @@ class AstRule(Rule):
         from .engine import Hit
 
         return Hit(site, message, **kwargs)
+
+
+# ---- pull-request shape rules (``pgolf-audit pr``) -----------------------------------------
+
+@dataclass
+class PrCase:
+    """An example for a ``PrRule``: a pull request described by its diff, no repository needed.
+
+    ``changes`` are rows as ``git diff --name-status`` gives them: ``("A", path)``,
+    ``("M", path)``, ``("D", path)``, ``("R", old_path, new_path)``. ``existing`` lists files
+    present at the merge base (only their record folders matter: a change inside one of them
+    edits an existing record). ``special`` marks head entries of added folders that are not
+    regular files: ``{"path": "symlink" | "submodule" | "oversized"}``. INVALID / VALID as for
+    ``FolderCase``.
+    """
+
+    description: str
+    changes: tuple[tuple[str, ...], ...] = ()
+    existing: tuple[str, ...] = ()
+    special: dict[str, str] = field(default_factory=dict)
+    severity: Severity | None = None
+    message_contains: tuple[str, ...] = ()
+
+    def __str__(self) -> str:  # the rule docs show examples through str()
+        rows = "\n".join("  ".join(row) for row in self.changes) or "(no changes)"
+        return f"{self.description}:\n\n```text\n{rows}\n```"
+
+
+class PrRule(Rule):
+    """A rule over what a pull request changes. It needs a diff, so a folder audit leaves it out."""
+
+    KIND: ClassVar[str] = "pr"
+    CATEGORY: ClassVar[Category] = Category.PACKAGING
+
+    def check_pr(self, pr: "PullRequest") -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def run(self, ctx: "AuditContext") -> Iterator[Finding]:
+        # The folder audit leaves PR rules out; this only guards a direct call.
+        raise SkipCheck("pull-request shape rule: runs in `pgolf-audit pr`")

@@ -80,6 +80,9 @@ def findings(results, folder_prefix, code):
     ("2026-03-19_SwiGLU", "PG601", ["no train log"]),
     ("2026-04-05_118M_XNOR", "PG601", ["submission.json"]),
     ("2026-03-24_74M_Ternary", "PG602", ["submission_ternary.json"]),
+    ("2026-03-17_NaiveBaseline", "PG701", ["63,779,840"]),
+    ("2026-04-05_118M_XNOR", "PG701", ["5.9% below sp1024"]),
+    ("2026-03-31_LegendreGPT", "PG701", ["0.35% above sp1024"]),
 ])
 def test_known_corpus_facts(corpus_results, folder, code, words):
     found = findings(corpus_results, folder, code)

@@ -2,7 +2,10 @@
 
 A FolderCase is the bundled example record with the case's edits applied; the audit runs
 with only that rule selected. An INVALID case must produce the rule's code (at the expected
-severity and with the expected words); a VALID case must not produce it at all.
+severity and with the expected words); a VALID case must not produce it at all. A CodeCase
+(AST rules) is a minimal record folder whose train_gpt.py is the snippet (wrapped when the
+case says so) with optional helper files and logs; an INVALID case must also be reported at
+its expected line.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pgolf_audit import registry
 from pgolf_audit.audit import audit_folder
 from pgolf_audit.cases import build_case_folder
 from pgolf_audit.context import AuditOptions
-from pgolf_audit.rulebase import FolderCase, RECORD_TRACK
+from pgolf_audit.engine.cases import build_code_case_folder
+from pgolf_audit.rulebase import CodeCase, FolderCase, PrCase, RECORD_TRACK
 
 
 def _cases():
@@ -54,11 +58,39 @@ def test_folder_case(cls, kind, case, tmp_path):
     )
 
 
+# ---- pull-request shape rules: each PrCase is a diff, no repository needed --------------------
+
+def _pr_cases():
+    for cls in registry.all_rules():
+        for kind in ("VALID", "INVALID"):
+            for i, case in enumerate(getattr(cls, kind), 1):
+                if isinstance(case, PrCase):
+                    yield pytest.param(cls, kind, case, id=f"{cls.CODE}-{kind}-{i}")
+
+
+@pytest.mark.parametrize("cls,kind,case", list(_pr_cases()))
+def test_pr_case(cls, kind, case):
+    from pgolf_audit.pr import PullRequest, check_pull_request
+
+    pr = PullRequest.from_case(case)
+    produced, checks = check_pull_request(pr, rules=[cls])
+    crashed = [f for f in produced if f.code == "PG900"]
+    assert not crashed, crashed[0].message
+    findings = [f for f in produced if f.code == cls.CODE]
+    shown = "\n".join(f"  {f.severity.value}: {f.message}" for f in findings) or "  (none)"
+    if kind == "VALID":
+        assert not findings, f"{case.description}: expected no {cls.CODE}, got:\n{shown}"
+        return
+    assert findings, f"{case.description}: expected {cls.CODE}, got none"
+    matching = [f for f in findings if case.severity is None or f.severity is case.severity]
+    assert matching, f"{case.description}: expected {cls.CODE} at {case.severity.value}, got:\n{shown}"
+    assert any(all(w in f.message for w in case.message_contains) for f in matching), (
+        f"{case.description}: no {cls.CODE} message contains {case.message_contains}; got:\n{shown}"
+    )
+    assert all(f.location is not None for f in findings if case.changes), "PR findings point at a changed path"
+
+
 # --------------------------------------------------------------------------- CodeCase (AST rules)
-
-from pgolf_audit.engine.cases import build_code_case_folder  # noqa: E402
-from pgolf_audit.rulebase import CodeCase  # noqa: E402
-
 
 def _code_cases():
     for cls in registry.all_rules():

@@ -21,7 +21,9 @@ MARKER = "<!-- pgolf-audit:review -->"
 
 
 def document(report: AuditReport) -> dict[str, Any]:
-    if len(report.results) == 1 and not report.errors:
+    # A pull request's report keeps the multi-folder shape: its verdict covers the PR's shape
+    # as well as the folder(s), and the "pr" section sits beside the results.
+    if len(report.results) == 1 and not report.errors and report.pr is None:
         doc = {"schema_version": SCHEMA_VERSION, "tool": report.tool}
         doc.update(report.results[0].to_json())
         return doc
@@ -52,11 +54,17 @@ def md_escape(value: Any) -> str:
 
 def md_code(value: Any) -> str:
     """Inline code span that survives backticks inside the value."""
-    text = "" if value is None else str(value).replace("\n", " ")
+    text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_code_cell(value: Any) -> str:
+    """An inline code span inside a table cell: GFM splits cells at ``|`` even inside code
+    spans unless it is escaped, so a file name holding ``|`` cannot break the table."""
+    return md_code(value).replace("|", "\\|")
 
 
 def md_fence(value: Any) -> str:
@@ -111,7 +119,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(md=md_escape, code=md_code, fence=md_fence, int=fmt_int, num=fmt_num, bpb=fmt_bpb, p=fmt_p)
+    env.filters.update(md=md_escape, code=md_code, codecell=md_code_cell, fence=md_fence, int=fmt_int, num=fmt_num, bpb=fmt_bpb, p=fmt_p)
     env.globals.update(icon=VERDICT_ICON, marker=MARKER)
     return env
 
@@ -138,10 +146,16 @@ def render_text(doc: dict[str, Any]) -> str:
     return env().get_template("review.txt.j2").render(doc=doc, folders=folder_documents(doc), multi="results" in doc)
 
 
+# SARIF and workflow annotations read the helpers above, so they are imported after them.
+from .github import render_github  # noqa: E402
+from .sarif import render_sarif  # noqa: E402
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "markdown": render_markdown,
     "json": render_json,
     "text": render_text,
+    "sarif": render_sarif,
+    "github": render_github,
 }
 
 

@@ -1,0 +1,590 @@
+"""Pull-request mode: what a PR changes, whether that is the shape a submission must have, and
+the audit of the record folder(s) it adds.
+
+A submission PR adds exactly one new folder under ``records/<track>/`` and changes nothing
+else (R-FMT-SINGLE-FOLDER). ``pgolf-audit pr --repo PATH --base REV --head REV`` reads the
+diff between the merge base and the head with ``git`` (argument lists, never a shell), runs
+the PR-shape rules (PG61x) over it, then exports each added folder *as of the head commit*
+from git's object store into a temporary directory (bounded in size; symlinks and submodules
+are never materialised) and audits that copy. The user's working tree is never touched, and
+nothing from the PR is executed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
+
+import click
+
+from . import registry
+from .model import (
+    AuditReport, Category, CheckOutcome, CheckStatus, Confidence, Evidence, Finding, PrSection, Severity, Verdict,
+)
+from .rulebase import TRACKS, PrCase, PrRule, SkipCheck
+
+# Bounds on what is exported from the head commit (a real record folder is a few MB).
+EXPORT_MAX_FILE_BYTES = 32 * 1024 * 1024
+EXPORT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
+EXPORT_MAX_FILES = 2000
+GIT_TIMEOUT_S = 120
+
+STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type changed",
+                "U": "unmerged", "X": "unknown"}
+
+
+class GitError(Exception):
+    """git could not answer (not a repository, unknown revision, shallow history, ...)."""
+
+
+# ---- git plumbing -----------------------------------------------------------------------
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Never prompt for credentials, never take optional locks in someone's checkout, read
+    # folder names as literal paths (a name may hold `*`, `?` or `[`), and keep messages in
+    # one language so errors read the same everywhere.
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", GIT_LITERAL_PATHSPECS="1", LC_ALL="C", LANGUAGE="C")
+    return env
+
+
+def run_git(repo: Path, *args: str) -> bytes:
+    if shutil.which("git") is None:
+        raise GitError("git is not installed (PR mode reads the diff with git)")
+    command = ["git", "-C", str(repo), "-c", "core.quotepath=off", *args]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_S, env=_git_env(), check=False)
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(message[-1] if message else f"git {args[0]} failed with exit code {done.returncode}")
+    return done.stdout
+
+
+def _check_repository(repo: Path) -> None:
+    if not repo.exists():
+        raise GitError(f"{repo}: no such directory")
+    try:
+        run_git(repo, "rev-parse", "--git-dir")
+    except GitError as exc:
+        raise GitError(f"{repo} is not a git repository ({exc})") from None
+
+
+def resolve_commit(repo: Path, rev: str) -> str:
+    if not rev or rev.startswith("-"):
+        raise GitError(f"invalid revision {rev!r}")
+    try:
+        out = run_git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+    except GitError:
+        out = b""
+    sha = out.decode().strip()
+    if not sha:
+        raise GitError(f"unknown revision {rev!r} in {repo} (fetch it first, e.g. git fetch origin {rev})")
+    return sha
+
+
+def is_shallow(repo: Path) -> bool:
+    try:
+        return run_git(repo, "rev-parse", "--is-shallow-repository").strip() == b"true"
+    except GitError:
+        return False
+
+
+def find_merge_base(repo: Path, base_sha: str, head_sha: str) -> str:
+    try:
+        out = run_git(repo, "merge-base", base_sha, head_sha).decode().strip()
+    except GitError:
+        out = ""
+    if out:
+        return out
+    if is_shallow(repo):
+        raise GitError(
+            "this is a shallow clone and the merge base of the two revisions is not in its history: "
+            "fetch the full history (actions/checkout with fetch-depth: 0, or git fetch --unshallow)"
+        )
+    raise GitError(f"{base_sha[:12]} and {head_sha[:12]} have no common ancestor")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row of ``git diff --name-status``: ``path`` is the path at the head (for a deletion,
+    the deleted path); ``old_path`` is the source of a rename or copy."""
+
+    status: str
+    path: str
+    old_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "path": self.path, "old_path": self.old_path}
+
+
+def parse_name_status(raw: bytes) -> list[Change]:
+    """Parse ``git diff --name-status -z`` output: ``S\\0path\\0`` or ``R100\\0old\\0new\\0``."""
+    fields = raw.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    changes: list[Change] = []
+    i = 0
+    while i < len(fields):
+        status = fields[i].decode("ascii", "replace")[:1]
+        if status in ("R", "C"):
+            if i + 2 >= len(fields):
+                raise GitError("truncated git diff output")
+            old, new = _decode_path(fields[i + 1]), _decode_path(fields[i + 2])
+            changes.append(Change(status, new, old))
+            i += 3
+        else:
+            if i + 1 >= len(fields):
+                raise GitError("truncated git diff output")
+            changes.append(Change(status, _decode_path(fields[i + 1])))
+            i += 2
+    return changes
+
+
+def _decode_path(raw: bytes) -> str:
+    # Paths are bytes in git; undecodable bytes survive as escapes rather than failing.
+    return raw.decode("utf-8", "surrogateescape").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def diff_changes(repo: Path, merge_base: str, head_sha: str) -> list[Change]:
+    raw = run_git(repo, "diff", "--name-status", "-z", "--find-renames", "--no-ext-diff", "--no-textconv",
+                  f"{merge_base}..{head_sha}", "--")
+    return parse_name_status(raw)
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    kind: str          # "file", "symlink", "submodule"
+    size: int | None
+    object_id: str
+
+
+def list_tree(repo: Path, rev: str, prefix: str | None = None) -> list[TreeEntry]:
+    args = ["ls-tree", "-r", "-z", "-l", "--full-tree", rev]
+    if prefix:
+        args += ["--", prefix.rstrip("/") + "/"]
+    entries = []
+    for record in run_git(repo, *args).split(b"\0"):
+        if not record:
+            continue
+        meta, _, raw_path = record.partition(b"\t")
+        mode, otype, object_id, size = meta.decode().split(None, 3)
+        kind = {"120000": "symlink", "160000": "submodule"}.get(mode, "file" if otype == "blob" else otype)
+        entries.append(TreeEntry(_decode_path(raw_path), kind, int(size) if size.strip().isdigit() else None, object_id))
+    return entries
+
+
+def list_paths(repo: Path, rev: str, prefix: str) -> list[str]:
+    raw = run_git(repo, "ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", prefix.rstrip("/") + "/")
+    return [_decode_path(p) for p in raw.split(b"\0") if p]
+
+
+# ---- where a path sits ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a repository path sits relative to the records tree.
+
+    area: ``outside`` (not under records/), ``records-root`` (a file directly in records/),
+    ``track-root`` (a file directly in a track directory) or ``record`` (inside a record
+    folder, named by ``folder``). ``track_dir`` is the directory under records/ holding the
+    folder (None when the folder sits directly in records/); ``known_track`` says whether it
+    is one of the challenge's tracks.
+    """
+
+    area: str
+    folder: str | None = None
+    track_dir: str | None = None
+    known_track: bool = False
+
+
+@dataclass
+class PullRequest:
+    """The diff of a pull request, as the PR-shape rules see it."""
+
+    base: str
+    head: str
+    merge_base: str
+    changes: list[Change]
+    base_files: frozenset[str] = frozenset()     # files under records/ at the merge base
+    special: dict[str, str] = field(default_factory=dict)  # head path -> symlink/submodule/oversized
+
+    @classmethod
+    def from_case(cls, case: PrCase) -> "PullRequest":
+        changes = []
+        for row in case.changes:
+            if row[0] in ("R", "C"):
+                changes.append(Change(row[0], row[2], row[1]))
+            else:
+                changes.append(Change(row[0], row[1]))
+        return cls("base", "head", "0" * 40, changes, frozenset(case.existing), dict(case.special))
+
+    # -- classification --
+    @cached_property
+    def _dirs_holding_files(self) -> frozenset[str]:
+        """Directories directly under records/ that directly hold a file (at base or head):
+        such a directory is a record folder itself, not a (misnamed) track directory."""
+        paths = set(self.base_files) | {c.path for c in self.changes if c.status != "D"}
+        out = set()
+        for p in paths:
+            parts = p.split("/")
+            if len(parts) == 3 and parts[0] == "records":
+                out.add(parts[1])
+        return frozenset(out)
+
+    def placement(self, path: str) -> Placement:
+        parts = path.split("/")
+        if parts[0] != "records" or len(parts) < 2:
+            return Placement("outside")
+        if len(parts) == 2:
+            return Placement("records-root")
+        top = parts[1]
+        if top in TRACKS:
+            if len(parts) == 3:
+                return Placement("track-root", track_dir=top, known_track=True)
+            return Placement("record", f"records/{top}/{parts[2]}", top, True)
+        if len(parts) == 3 or top in self._dirs_holding_files:
+            return Placement("record", f"records/{top}", None, False)
+        return Placement("record", f"records/{top}/{parts[2]}", top, False)
+
+    @cached_property
+    def existing_folders(self) -> frozenset[str]:
+        return frozenset(pl.folder for pl in map(self.placement, self.base_files) if pl.area == "record" and pl.folder)
+
+    def touched(self) -> Iterator[tuple[Change, str, str]]:
+        """(change, path, verb) for every path a change touches: a rename touches its old
+        path (moved away) and its new path (added)."""
+        for change in self.changes:
+            if change.status in ("R", "C") and change.old_path:
+                if change.status == "R":
+                    yield change, change.old_path, f"moved to {change.path}"
+                yield change, change.path, f"{'renamed' if change.status == 'R' else 'copied'} from {change.old_path}"
+            else:
+                yield change, change.path, STATUS_WORDS.get(change.status, change.status)
+
+    @cached_property
+    def new_folders(self) -> dict[str, list[str]]:
+        """Record folders that do not exist at the merge base, with the head paths added in them."""
+        out: dict[str, list[str]] = {}
+        for change, path, _ in self.touched():
+            if change.status == "D" or (change.status == "R" and path == change.old_path):
+                continue
+            pl = self.placement(path)
+            if pl.area == "record" and pl.folder not in self.existing_folders:
+                out.setdefault(pl.folder, []).append(path)
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
+    @cached_property
+    def existing_folder_changes(self) -> dict[str, list[tuple[str, str]]]:
+        """Existing record folders the PR touches: folder -> [(path, verb)]."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for _, path, verb in self.touched():
+            pl = self.placement(path)
+            if pl.area == "record" and pl.folder in self.existing_folders:
+                out.setdefault(pl.folder, []).append((path, verb))
+        return dict(sorted(out.items()))
+
+    @cached_property
+    def outside_changes(self) -> list[tuple[str, str]]:
+        return [(path, verb) for _, path, verb in self.touched() if self.placement(path).area == "outside"]
+
+    @cached_property
+    def loose_record_files(self) -> list[tuple[str, str, str]]:
+        """(path, verb, area) for files directly in records/ or in a track directory."""
+        return [(path, verb, pl.area) for _, path, verb in self.touched()
+                for pl in [self.placement(path)] if pl.area in ("records-root", "track-root")]
+
+    def shape_sentence(self) -> str:
+        return describe_shape(self)
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def describe_shape(pr: PullRequest) -> str:
+    """One sentence saying what the PR changes, for the top of the review."""
+    if not pr.changes:
+        return "The pull request changes no file."
+    parts = []
+    new = pr.new_folders
+    if new:
+        listed = ", ".join(f"{folder} ({_plural(len(files), 'file')})" for folder, files in new.items())
+        parts.append(f"adds {_plural(len(new), 'new record folder')}: {listed}")
+    else:
+        parts.append("adds no new record folder")
+    existing = pr.existing_folder_changes
+    if existing:
+        n = sum(len(v) for v in existing.values())
+        parts.append(f"touches {_plural(n, 'path')} in {_plural(len(existing), 'existing record folder')} "
+                     f"({', '.join(existing)})")
+    if pr.loose_record_files:
+        parts.append(f"touches {_plural(len(pr.loose_record_files), 'file')} directly under records/ or a track directory")
+    if pr.outside_changes:
+        verbs: dict[str, int] = {}
+        for _, verb in pr.outside_changes:
+            key = verb.split()[0]
+            verbs[key] = verbs.get(key, 0) + 1
+        detail = ", ".join(f"{n} {v}" for v, n in sorted(verbs.items()))
+        parts.append(f"touches {_plural(len(pr.outside_changes), 'path')} outside records/ ({detail})")
+    clean = len(new) == 1 and len(parts) == 1
+    sentence = "The pull request " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+    return sentence + (" and changes nothing else." if clean else ".")
+
+
+# ---- running the PR-shape rules ----------------------------------------------------------
+
+def pr_rules(select: list[str] | None, ignore: list[str] | None, preview: bool) -> list[tuple[type[PrRule], bool, str]]:
+    out = []
+    for cls in registry.all_rules():
+        if issubclass(cls, PrRule):
+            ok, reason = registry.is_selected(cls, select, ignore, preview)
+            out.append((cls, ok, reason))
+    return out
+
+
+def run_pr_rule(cls: type[PrRule], pr: PullRequest) -> tuple[list[Finding], CheckOutcome]:
+    start = time.perf_counter()
+    findings: list[Finding] = []
+    try:
+        findings = list(cls().check_pr(pr))
+        status = CheckStatus.FAIL if any(f.severity is not Severity.INFO for f in findings) else CheckStatus.PASS
+        reason = ""
+    except SkipCheck as exc:
+        status, reason = CheckStatus.SKIP, str(exc)
+    except Exception as exc:  # a crashing rule must never crash the audit (fail closed)
+        findings = [Finding(
+            code="PG900", name="rule-crashed", severity=Severity.ERROR, confidence=Confidence.HIGH,
+            category=Category.META,
+            message=f"{cls.CODE} {cls.NAME} crashed ({type(exc).__name__}: {exc}); its check did not run, "
+                    "so this pull request cannot pass",
+            evidence=Evidence(values={"rule": cls.CODE, "exception": type(exc).__name__}),
+        )]
+        status, reason = CheckStatus.ERROR, f"crashed: {type(exc).__name__}: {exc}"
+    return findings, CheckOutcome(cls.CODE, cls.NAME, status, reason, (time.perf_counter() - start) * 1000, len(findings))
+
+
+def check_pull_request(pr: PullRequest, select=None, ignore=None, preview=False,
+                       rules: Iterable[type[PrRule]] | None = None) -> tuple[list[Finding], list[CheckOutcome]]:
+    chosen = [(cls, True, "") for cls in rules] if rules is not None else pr_rules(select, ignore, preview)
+    findings: list[Finding] = []
+    checks: list[CheckOutcome] = []
+    for cls, selected, reason in chosen:
+        if not selected:
+            checks.append(CheckOutcome(cls.CODE, cls.NAME, CheckStatus.SKIP, reason))
+            continue
+        found, outcome = run_pr_rule(cls, pr)
+        findings.extend(found)
+        checks.append(outcome)
+    return findings, checks
+
+
+# ---- reading a pull request from git --------------------------------------------------------
+
+def read_pull_request(repo: Path, base: str, head: str) -> tuple[PullRequest, str, str]:
+    """The PR between ``base`` and ``head`` (merge base to head, as GitHub shows it)."""
+    _check_repository(repo)
+    base_sha = resolve_commit(repo, base)
+    head_sha = resolve_commit(repo, head)
+    merge_base = find_merge_base(repo, base_sha, head_sha)
+    changes = diff_changes(repo, merge_base, head_sha)
+    base_files = frozenset(list_paths(repo, merge_base, "records"))
+    pr = PullRequest(base, head, merge_base, changes, base_files)
+    special: dict[str, str] = {}
+    for folder in pr.new_folders:
+        for entry in list_tree(repo, head_sha, folder):
+            if entry.kind != "file":
+                special[entry.path] = entry.kind
+            elif entry.size is not None and entry.size > EXPORT_MAX_FILE_BYTES:
+                special[entry.path] = "oversized"
+    pr.special = special
+    return pr, base_sha, head_sha
+
+
+def _safe_destination(root: Path, rel: str) -> Path | None:
+    parts = PurePosixPath(rel).parts
+    if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        return None
+    return root.joinpath(*parts)
+
+
+@dataclass
+class Export:
+    files: int = 0
+    bytes: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def export_folder(repo: Path, head_sha: str, folder: str, dest_root: Path) -> Export:
+    """Write the regular files of ``folder`` as of ``head_sha`` under ``dest_root/folder``.
+
+    Reads blobs from git's object store (``git cat-file``), so no checkout happens and no
+    git attribute (export-ignore, filters) of the PR can hide or alter a file. Symlinks,
+    submodules and files over the bounds are not written; they are listed as skipped.
+    """
+    result = Export()
+    for entry in list_tree(repo, head_sha, folder):
+        if entry.kind != "file":
+            result.skipped.append({"path": entry.path, "reason": f"{entry.kind}, not exported"})
+            continue
+        size = entry.size or 0
+        if size > EXPORT_MAX_FILE_BYTES:
+            result.skipped.append({"path": entry.path, "reason": f"{size:,} bytes, over the {EXPORT_MAX_FILE_BYTES:,}-byte export bound"})
+            continue
+        if result.files >= EXPORT_MAX_FILES or result.bytes + size > EXPORT_MAX_TOTAL_BYTES:
+            result.skipped.append({"path": entry.path, "reason": "export bound reached (files or total bytes)"})
+            continue
+        dest = _safe_destination(dest_root, entry.path)
+        if dest is None:
+            result.skipped.append({"path": entry.path, "reason": "unsafe path, not exported"})
+            continue
+        data = run_git(repo, "cat-file", "blob", entry.object_id)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        result.files += 1
+        result.bytes += len(data)
+    return result
+
+
+def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditReport:
+    """The PR's shape findings plus the audit of every record folder it adds (as of head)."""
+    from .audit import audit_folder, tool_info  # the folder audit pulls in the parsers and the AST engine
+    from .folder import FolderError, discover_record_folders
+
+    pr, base_sha, head_sha = read_pull_request(repo, base, head)
+    findings, checks = check_pull_request(pr, options.select, options.ignore, options.preview)
+    section = PrSection(
+        base=base, head=head, base_sha=base_sha, head_sha=head_sha, merge_base=pr.merge_base,
+        changes=[c.to_json() for c in pr.changes], added_folders=list(pr.new_folders), shape=pr.shape_sentence(),
+        findings=findings, checks=checks,
+    )
+    section.finalise()
+    results = []
+    errors: list[dict[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="pgolf-audit-pr-") as tmp:
+        root = Path(tmp)
+        for folder in pr.new_folders:
+            exported = export_folder(repo, head_sha, folder, root)
+            section.not_exported.extend(exported.skipped)
+            local = root.joinpath(*PurePosixPath(folder).parts)
+            if not local.is_dir():
+                errors.append({"path": folder, "error": "no regular file of this folder could be exported"})
+                continue
+            found = discover_record_folders(local) or [local]
+            for record in found:
+                display = PurePosixPath(record.relative_to(root)).as_posix()
+                try:
+                    results.append(audit_folder(record, options, display))
+                except FolderError as exc:
+                    errors.append({"path": display, "error": str(exc)})
+                section.audited_folders.append(display)
+    return AuditReport(tool=tool_info(), results=results, errors=errors, pr=section)
+
+
+def exit_code_for_report(report: AuditReport, fail_on: str) -> int:
+    """As for ``check``: 2 when anything could not be audited (fail closed, even beside a
+    FAIL), else 1 for findings at or above --fail-on, else 0. Unlike ``check``, a PR that
+    adds no folder is not 'nothing audited': PG615 reports it as a finding."""
+    verdicts = {r.verdict for r in report.results}
+    if report.pr is not None:
+        verdicts.add(report.pr.verdict)
+    if report.errors or Verdict.INCOMPLETE in verdicts:
+        return 2
+    if Verdict.FAIL in verdicts:
+        return 1
+    if fail_on == "warning" and Verdict.NEEDS_REVIEW in verdicts:
+        return 1
+    return 0
+
+
+# ---- the command ---------------------------------------------------------------------------
+
+def _parse_outputs(values: tuple[str, ...], default_fmt: str, known: Iterable[str]) -> list[tuple[str, Path]]:
+    """``--output PATH`` writes ``--format``; ``--output FMT:PATH`` writes FMT (repeatable)."""
+    known = set(known)
+    out = []
+    for value in values:
+        fmt, sep, path = value.partition(":")
+        if sep and fmt in known and path:
+            out.append((fmt, Path(path)))
+        else:
+            out.append((default_fmt, Path(value)))
+    return out
+
+
+def _format_choices() -> list[str]:
+    from .render import RENDERERS
+
+    return sorted(RENDERERS)
+
+
+@click.command("pr")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="The git repository (a clone holding both revisions).")
+@click.option("--base", required=True, help="The base revision (the target branch or its SHA).")
+@click.option("--head", default="HEAD", show_default=True, help="The PR's head revision.")
+@click.option("--format", "fmt", type=click.Choice(_format_choices()), default="markdown", show_default=True,
+              help="Output format for stdout or a plain --output PATH.")
+@click.option("--output", "-o", "outputs", multiple=True, metavar="[FMT:]PATH",
+              help="Write the report to PATH (in --format), or FMT:PATH in another format; repeatable. "
+                   "With any --output nothing is printed on stdout.")
+@click.option("--ruleset", default=None, help="Ruleset id [default: the one in force on the submission date].")
+@click.option("--select", multiple=True, help="Run only rules whose code starts with these prefixes.")
+@click.option("--ignore", multiple=True, help="Skip rules whose code starts with these prefixes.")
+@click.option("--preview", is_flag=True, help="Also run rules in preview status.")
+@click.option("--fail-on", type=click.Choice(["error", "warning"]), default="error", show_default=True,
+              help="Lowest severity that makes the exit code 1.")
+def pr_command(repo, base, head, fmt, outputs, ruleset, select, ignore, preview, fail_on):
+    """Audit a pull request: its shape (one new record folder, nothing else) and the folder it adds.
+
+    \b
+    pgolf-audit pr --base origin/main --head HEAD
+    pgolf-audit pr --repo . --base "$BASE_SHA" --head "$HEAD_SHA" -o json:report.json -o markdown:review.md
+
+    Exit codes: 0 pass, 1 findings at or above --fail-on, 2 incomplete audit or bad input
+    (not a git repository, unknown revision, shallow clone without the merge base).
+    """
+    from .cli import UsageFailure, _split_codes
+    from .context import AuditOptions
+    from .render import RENDERERS, render
+    from .ruleset import RulesetError, available as available_rulesets
+
+    if ruleset is not None:
+        try:
+            known = available_rulesets()
+        except RulesetError as exc:
+            raise UsageFailure(str(exc)) from None
+        if ruleset not in known:
+            raise UsageFailure(f"unknown ruleset {ruleset!r} (known: {', '.join(sorted(known))})")
+    select_codes, ignore_codes = _split_codes(select), _split_codes(ignore)
+    try:
+        registry.validate_prefixes((select_codes or []) + (ignore_codes or []))
+    except registry.UnknownRuleCode as exc:
+        raise UsageFailure(f"no rule code starts with {exc} (see `pgolf-audit rules`)") from None
+    options = AuditOptions(ruleset=ruleset, select=select_codes, ignore=ignore_codes, preview=preview, fail_on=fail_on)
+    try:
+        report = audit_pull_request(repo, base, head, options)
+    except GitError as exc:
+        raise UsageFailure(str(exc)) from None
+    targets = _parse_outputs(outputs, fmt, RENDERERS)
+    for out_fmt, path in targets:
+        try:
+            path.write_text(render(report, out_fmt), encoding="utf-8")
+        except OSError as exc:
+            raise UsageFailure(f"cannot write {path}: {exc.strerror or exc}") from None
+        click.echo(f"{report.verdict.value}: {out_fmt} report written to {path}", err=True)
+    if not targets:
+        click.echo(render(report, fmt), nl=False)
+    sys.exit(exit_code_for_report(report, fail_on))
