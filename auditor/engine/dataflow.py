@@ -36,7 +36,7 @@ from typing import Any, Iterable
 from . import ir
 from .patterns import (
     ACCUM_RE, GENERATE_RE, NOT_ACCUM_RE, QUANT_CALL_RE, READ_CALL_RE, REPORTED_RE, SIZE_ATTRS, SIZE_CALLS,
-    TRAIN_FILE_RE, TRAIN_NAME_RE, VAL_FILE_RE, VAL_NAME_RE, last_part,
+    TARGET_NAME_RE, TRAIN_FILE_RE, TRAIN_NAME_RE, VAL_FILE_RE, VAL_NAME_RE, last_part,
 )
 from .program import LocalInfo, Program, Site, base_name, container_name, target_names
 
@@ -722,7 +722,7 @@ class Simulation:
 
     def augmented(self, s: ir.Assign, t: ir.X, origins: frozenset, st: State) -> None:
         name = container_name(t)
-        if name and self.is_accumulator(name):
+        if name and (self.is_accumulator(name) or self._loss_total(name, s.value)):
             self.score(Site(self.func, s, t), origins, st, name)
             if isinstance(t, ir.Name):
                 st.env[t.id] = st.env.get(t.id, frozenset()) | self._score_marker(s)
@@ -1249,6 +1249,16 @@ class Simulation:
         self._accumulators[name] = result
         return result
 
+    def _loss_total(self, name: str, value: ir.X | None) -> bool:
+        """`total += loss.item()`: a sum of losses under any name, when the function reports it."""
+        if value is None or NOT_ACCUM_RE.search(name) or isinstance(self.stmt, ir.Assign) and self.stmt.op != "+":
+            return False
+        if not (any(ACCUM_RE.search(n) and not NOT_ACCUM_RE.search(n) for n in value.names)
+                or self._computes_loss(value) or _model_loss_call(value)):
+            return False
+        forward = self.info.closure_forward({name})
+        return bool(forward & self.info.sinks) or any(REPORTED_RE.search(n) for n in forward)
+
     def _reported(self, name: str) -> bool:
         """A value the function returns or prints as its metric (directly or through
         the names computed from it), e.g. `s1 = F.cross_entropy(...)` reported as val_loss."""
@@ -1473,6 +1483,17 @@ def _loop_var(x: ir.X, loop_vars: dict[str, ir.Loop]) -> str | None:
             and isinstance(x.right, ir.Const) and x.right.value == 1:
         return x.left.id
     return None
+
+
+def _model_loss_call(value: ir.X) -> bool:
+    """`model(x, y)`: the baseline's models return the loss when given the targets."""
+    for y in ir.walk(value):
+        if isinstance(y, ir.Call) and len(y.args) >= 2 and any(
+                isinstance(a, ir.Name) and TARGET_NAME_RE.match(a.id) or
+                isinstance(a, ir.Sub) and isinstance(a.base, ir.Name) and TARGET_NAME_RE.match(a.base.id)
+                for a in y.args[1:]):
+            return True
+    return False
 
 
 def _constructor_name(qual: str) -> bool:

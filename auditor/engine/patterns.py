@@ -20,7 +20,7 @@ VAL_NAME_RE = re.compile(
     r"^(?:val|valid|validation|eval)_(?:tokens?|files?|data|np|ids|seq|stream|pattern|path|arr|buf|docs?|set|shards?"
     r"|tensor|input_ids|targets)$"
 )
-TRAIN_NAME_RE = re.compile(r"^train_(?:tokens?|files?|data|np|ids|seq|stream|pattern|path|shards?)$")
+TRAIN_NAME_RE = re.compile(r"^train_(?:tokens?|files?|data|np|ids|seq|stream|pattern|path|shards?|batch(?:es)?|x|y|inputs?)$")
 
 # Accumulators of the reported score: `loss_sum += nll.sum()`, `nll_list.append(nll)`.
 ACCUM_RE = re.compile(r"(?:^|_)(?:loss|losses|nll|nlls|bits|logp|logprob|log_prob|logprobs|xent|ce|neg_log)(?:_|$|s$)|"
@@ -57,7 +57,7 @@ DISTRIBUTION_RE = re.compile(r"logit|prob|logp|log_p|lp$|^lp|softmax|dist|nll|lo
 BYTE_RE = re.compile(r"byte|bytes|nbytes|n_bytes|tb$|^tb|denom|token_len|char|utf|leading_space|base_len", re.I)
 # Variables that act as a gate or a mixing weight.
 GATE_RE = re.compile(r"gate|weight|alpha|lam|lambda|mix|coef|beta|boost|tau|conf|trust|^use_|within|word|expert|"
-                     r"blend|w_ng|ng_w|hit|bonus", re.I)
+                     r"blend|w_ng|ng_w|bonus", re.I)
 # Target tokens by name.
 TARGET_NAME_RE = re.compile(r"^(?:y|ys|yb|y_b|y_batch|y_true|tgt|tgts|tgt_ids|target|targets|target_ids|target_id|"
                             r"next_tok|next_token|next_tokens|next_ids|true_tok|true_token|label|labels|gold)$")
