@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..cstutil import SourceParseError, parse_module
-from ..model import CheckOutcome, CheckStatus, Evidence, Finding, Location, Severity
+from ..model import CheckOutcome, CheckStatus, Finding, Location, Severity
 from . import ir
 from .flags import RunValues
 from .gating import Gate, GateEvaluator

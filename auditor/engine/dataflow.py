@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 from . import ir
 from .patterns import (
@@ -868,10 +868,10 @@ class Simulation:
     def loop(self, s: ir.Loop, st: State) -> None:
         iter_origins = self.ev(s.iter, st) if s.kind == "for" and s.iter is not None else frozenset()
         times = 2 if len(self.loops) < MAX_LOOP_DEPTH else 1
+        first_event = len(self.events)
         for it in range(1, times + 1):
-            if it == 2 and not any(e.kind in _ORDERED_KINDS for e in self.events[events_before:]):
+            if it == 2 and not any(e.kind in _ORDERED_KINDS for e in self.events[first_event:]):
                 break  # nothing in the body is ordered against anything: one pass says it all
-            events_before = len(self.events)
             self.loops.append((s, it))
             if s.kind == "while" and s.iter is not None:
                 self.ev(s.iter, st)

@@ -143,8 +143,6 @@ class Definitions:
         self.names: dict[str, list[tuple[X, ir.FunctionIR]]] = {}
         self.attrs: dict[str, list[tuple[X, ir.FunctionIR]]] = {}
         self.qualify = qualify
-        # env var name -> definition key (for describing flags)
-        self.env_keys: dict[str, str] = {}
         self.helper_env: dict[str, tuple[int, int]] = {}  # local helper fn name -> (name arg, default arg)
         for f in files:
             self._collect(f)
@@ -318,8 +316,6 @@ class Evaluator:
         env = name_x.value if isinstance(name_x, ir.Const) and isinstance(name_x.value, str) else None
         if env is None:
             return UNKNOWN
-        if key:
-            self.defs.env_keys.setdefault(env, key)
         if self.run is not None:
             for lookup in ([key.lower()] if key else []) + [env.lower()]:
                 found = self.run.values.get(lookup)

@@ -92,8 +92,6 @@ NETWORK_COMMAND_RE = re.compile(r"\b(?:curl|wget|git\s+clone|pip\s+install|huggi
 NETWORK_MODULES = ("urllib", "requests", "httpx", "http", "aiohttp", "socket", "huggingface_hub", "wget", "gdown",
                    "boto3", "ftplib", "paramiko", "kagglehub")
 
-# Optimizer constructors (their `.step()` updates what they were given).
-OPTIMIZER_RE = re.compile(r"(?:^|\.)(?:SGD|Adam|AdamW|LBFGS|RMSprop|Adagrad|Muon|Lion|Adafactor|NorMuon|optim\.\w+)$")
 
 
 def last_part(dotted: str | None) -> str:
