@@ -156,6 +156,18 @@ class UpdateBeforeScore(AstRule):
                     prev = chunk
                 return loss_sum
             ''', "training on the previous (already scored) chunk before scoring the next"),
+        CodeCase('''
+            def eval_ttt_one_pass(model, val_tokens, opt, n):
+                loss_sum = 0.0
+                for start in range(0, val_tokens.numel() - 1, n):
+                    chunk = val_tokens[start : start + n + 1]
+                    loss = model(chunk[:-1], chunk[1:])
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+                    loss_sum += loss.item()
+                return loss_sum
+            ''', "the loss computed before the step is the one accumulated after it (score-first in effect)"),
     ]
     INVALID = [
         CodeCase(_TRAIN_THEN_SCORE, "train-then-score inside the chunk loop", line=13,

@@ -48,6 +48,9 @@ MAX_ROUNDS = 5
 MAX_LOOP_DEPTH = 6
 _CONFIG_NAMES = {"args", "cfg", "config", "hp", "hparams", "h", "self", "cls", "opts", "options", "device", "model"}
 _ORDERED_KINDS = ("score", "update", "cache")
+# conversions that do not compute anything new from the model
+_CHEAP_CALLS = {"item", "sum", "mean", "detach", "float", "double", "cpu", "to", "clone", "numpy", "tolist", "squeeze",
+                "view", "reshape", "flatten", "int", "float", "abs", "len", "numel", "size"}
 _STORE_CALLS = {"save", "savez", "savez_compressed", "dump", "dumps", "compress", "register_buffer"}
 _FILE_VAR_RE = re.compile(r"(?:file|pattern|path|shard)s?$")
 _PATH_CALLS = {"join", "glob", "iglob", "sorted", "Path", "str", "format", "expanduser", "abspath", "realpath",
@@ -205,10 +208,11 @@ class State:
     scored, which has been adapted on (and whether it had been scored first), weight
     snapshots, and whether the artifact has been written yet."""
 
-    __slots__ = ("env", "scored", "adapted", "snapshots", "after_artifact")
+    __slots__ = ("env", "scored", "adapted", "snapshots", "after_artifact", "computed")
 
     def __init__(self):
         self.env: dict[str, frozenset] = {}
+        self.computed: dict[str, int] = {}  # name -> event clock when its value was computed
         self.scored: dict[Origin, Event] = {}
         self.adapted: dict[Origin, Adapt] = {}
         self.snapshots: dict[str, dict[Origin, Adapt]] = {}
@@ -221,6 +225,7 @@ class State:
         st.adapted = dict(self.adapted)
         st.snapshots = dict(self.snapshots)
         st.after_artifact = self.after_artifact
+        st.computed = dict(self.computed)
         return st
 
     def merge(self, other: "State") -> None:
@@ -238,6 +243,9 @@ class State:
         for k, v in other.snapshots.items():
             self.snapshots.setdefault(k, v)
         self.after_artifact = self.after_artifact or other.after_artifact
+        for k, v in other.computed.items():
+            if v > self.computed.get(k, -1):
+                self.computed[k] = v
 
 
 def _same_step(a: Elem, b: Elem) -> bool:
@@ -723,7 +731,7 @@ class Simulation:
     def augmented(self, s: ir.Assign, t: ir.X, origins: frozenset, st: State) -> None:
         name = container_name(t)
         if name and (self.is_accumulator(name) or self._loss_total(name, s.value)):
-            self.score(Site(self.func, s, t), origins, st, name)
+            self.score(Site(self.func, s, t), origins, st, name, value=s.value)
             if isinstance(t, ir.Name):
                 st.env[t.id] = st.env.get(t.id, frozenset()) | self._score_marker(s)
             return
@@ -745,6 +753,7 @@ class Simulation:
                 self.score(Site(self.func, self.stmt, t), origins, st, t.id)
                 origins = frozenset(o for o in origins if not o.is_data) | self._score_marker(self.stmt)
             st.env[t.id] = origins
+            st.computed[t.id] = self.a._seq
             if value is not None:
                 self.maybe_snapshot(t.id, value, st)
             return
@@ -763,7 +772,7 @@ class Simulation:
             name = container_name(t)
             index_origins = frozenset().union(*(self.ev(i, st) for i in t.index)) if t.index else frozenset()
             if name and self.is_accumulator(name):
-                self.score(Site(self.func, self.stmt, t), origins, st, name)
+                self.score(Site(self.func, self.stmt, t), origins, st, name, value=value)
             elif value is not None and name and _refers_to(value, name) and self._persistent_table(t, value):
                 self.event("cache", Site(self.func, self.stmt, t), index_origins | origins, st, detail="cache")
                 origins = _as_state(index_origins | origins)
@@ -1070,7 +1079,8 @@ class Simulation:
         if method in ("append", "extend", "add_", "add", "insert", "copy_") and isinstance(fx, ir.Attr):
             name = container_name(fx.base)
             if name and self.is_accumulator(name):
-                self.score(site, frozenset().union(*args) if args else frozenset(), st, name)
+                self.score(site, frozenset().union(*args) if args else frozenset(), st, name,
+                           value=x.args[0] if len(x.args) == 1 else None)
                 base = base_name(fx.base)
                 if base:
                     st.env[base] = st.env.get(base, frozenset()) | self._score_marker(self.stmt)
@@ -1297,19 +1307,37 @@ class Simulation:
         return frozenset((Origin("SCORE", (Elem(ident),)),))
 
     def score(self, site: Site, origins: frozenset, st: State, acc: str | None, inner: tuple = (),
-              detail: str = "") -> None:
+              detail: str = "", value: ir.X | None = None) -> None:
         # what is scored is the data itself, not state that earlier data built (a table)
         origins = frozenset(o for o in origins if o.via != "state")
+        # the score is fixed when its value was computed: `loss = model(x, y); loss.backward();
+        # opt.step(); loss_sum += loss.item()` reports the loss from before the update
+        computed = self._value_time(value, st)
         ev = self.event("score", site, origins, st, detail=detail or (acc or ""), inner=inner)
         for o in ev.origins:
             if not o.is_data or not self.a.is_val(o, self.func):
                 continue
             for key, ad in list(st.adapted.items()):
+                if computed is not None and computed < ad.event.seq:
+                    continue
                 if overlaps(o, key):
                     first = next((e for k, e in st.scored.items() if overlaps(k, o) and e.seq < ad.event.seq), None)
                     self.incident(ev, ad, o, first)
             if o not in st.scored:
                 st.scored[o] = ev
+
+    def _value_time(self, value: ir.X | None, st: State) -> int | None:
+        """When the scored value was computed (the event clock), if it was computed earlier
+        than now: only names of earlier values and cheap conversions (`.item()`, `.sum()`)."""
+        if value is None:
+            return None
+        for y in ir.walk(value):
+            if isinstance(y, ir.Call):
+                name = y.func.attr if isinstance(y.func, ir.Attr) else (y.func.id if isinstance(y.func, ir.Name) else "")
+                if name not in _CHEAP_CALLS:
+                    return None  # computed right here
+        times = [st.computed[n] for n in value.names if n in st.computed]
+        return max(times) if times else None
 
     def event(self, kind: str, site: Site, origins: frozenset, st: State, detail: str = "",
               inner: tuple = ()) -> Event:
