@@ -195,7 +195,9 @@ class UpdateBeforeScore(AstRule):
                 f"{d.where(score.site)}{d.via(score)}{loop_words}: within a chunk the score must come before any "
                 f"update that uses it (R-TTT-SCORE-FIRST, R-EVAL-C3-SCORE-BEFORE-UPDATE)"
             )
-            yield self.hit(upd.site, message, related=d.related_sites(score, upd, extra=[loop]),
+            severity = Severity.WARNING if inc.uncertain else None
+            message += d.uncertainty(inc)
+            yield self.hit(upd.site, message, severity=severity, related=d.related_sites(score, upd, extra=[loop]),
                            also_guarded_by=[score.site],
                            values={"update_line": upd.site.line(), "score_line": score.site.line(),
                                    "loop_line": loop.line() if loop else None})

@@ -180,7 +180,9 @@ class AdaptOnUnscoredVal(AstRule):
                     f"adapting on unscored validation tokens is training on them (R-TTT-NO-PREEVAL)"
                 )
             extra = [inc.quant.site] if inc.quant is not None else []
-            yield self.hit(upd.site, message, related=d.related_sites(score, upd, extra=extra),
+            severity = Severity.WARNING if inc.uncertain else None
+            message += d.uncertainty(inc)
+            yield self.hit(upd.site, message, severity=severity, related=d.related_sites(score, upd, extra=extra),
                            also_guarded_by=[score.site],
                            values={"update_line": upd.site.line(), "score_line": score.site.line(),
                                    "quantization_line": inc.quant.site.line() if inc.quant else None})

@@ -180,7 +180,9 @@ class SecondScoringPass(AstRule):
                     f"(R-EVAL-C4-SINGLE-PASS, R-MULTIPASS-NO-RESCORE)"
                 )
                 related = d.related_sites(upd, *( [first] if first else []), score)
-            yield self.hit(score.site, message, related=related, also_guarded_by=[upd.site],
+            severity = Severity.WARNING if inc.uncertain else None
+            message += d.uncertainty(inc)
+            yield self.hit(score.site, message, severity=severity, related=related, also_guarded_by=[upd.site],
                            values={"score_line": score.site.line(), "update_line": upd.site.line()})
         for sel in analysis.all_selections():
             passes = [analysis.marker_sites[m] for m in sorted(sel.scores) if m in analysis.marker_sites]

@@ -194,7 +194,8 @@ class SlotOnScoredRegion(AstRule):
                 f"{d.where(score.site)}: the per-window delta/bias sees the targets it is scored on "
                 f"(R-SLOT-NO-SCORED-REGION, R-EVAL-C1-CAUSAL; #1240)"
             )
-            yield self.hit(upd.site, message, related=d.related_sites(score, upd), weights=weights,
+            yield self.hit(upd.site, message + d.uncertainty(inc), related=d.related_sites(score, upd), weights=weights,
+                           severity=Severity.WARNING if inc.uncertain else None,
                            values={"update_line": upd.site.line(), "score_line": score.site.line()})
 
 

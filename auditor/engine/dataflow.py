@@ -46,6 +46,9 @@ _IDENT_RE = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad", "real", "imag", "weight", "bias"})
 MAX_ROUNDS = 5
 MAX_LOOP_DEPTH = 6
+# parameters that look like token data (for undecided findings) and ones that are sizes
+_TOKEN_PARAM_RE = re.compile(r"tok|ids|data|batch|input|doc|text|stream|seq$|^x$|^xs$", re.I)
+_SIZE_PARAM_RE = re.compile(r"len|size|count|stride|step|num|^n_|_n$|^n$|idx|index|pos|offset", re.I)
 _CONFIG_NAMES = {"args", "cfg", "config", "hp", "hparams", "h", "self", "cls", "opts", "options", "device", "model"}
 _ORDERED_KINDS = ("score", "update", "cache")
 # conversions that do not compute anything new from the model
@@ -114,6 +117,7 @@ class Adapt:
     detail: str
     scored: bool
     event: Event
+    consumed_at: int | None = None  # the scoring statement that already reported this adaptation
 
 
 @dataclass
@@ -126,6 +130,7 @@ class Incident:
     loop: ir.Loop | None = None
     quant: Event | None = None
     first_score: Event | None = None  # the earlier scoring of the same data, for re-scores
+    uncertain: bool = False           # the data may not be validation tokens (its origin is unknown)
 
 
 @dataclass
@@ -655,8 +660,8 @@ class Simulation:
                 # slices over this function's own variables mean nothing to a caller; one
                 # that also moves with a parameter (`tokens[j - k]`) still says "near j"
                 moving = sorted(n for n in e.names & params if n not in _CONFIG_NAMES)
-                if not moving:
-                    break
+                if not moving or ":" in e.text:
+                    break  # a slice over local bounds: the caller sees the whole argument
                 path.append(Elem("[" + ", ".join(f"{n}~" for n in moving) + "]", (), frozenset(moving)))
                 break
             path.append(Elem(e.text, (), e.names))
@@ -1315,16 +1320,33 @@ class Simulation:
         computed = self._value_time(value, st)
         ev = self.event("score", site, origins, st, detail=detail or (acc or ""), inner=inner)
         for o in ev.origins:
-            if not o.is_data or not self.a.is_val(o, self.func):
+            if not o.is_data or not self._tracked(o):
                 continue
             for key, ad in list(st.adapted.items()):
                 if computed is not None and computed < ad.event.seq:
                     continue
+                if ad.consumed_at is not None and ad.consumed_at == id(site.stmt):
+                    continue  # the same scoring statement, later in its loop: the same pass
                 if overlaps(o, key):
                     first = next((e for k, e in st.scored.items() if overlaps(k, o) and e.seq < ad.event.seq), None)
                     self.incident(ev, ad, o, first)
             if o not in st.scored:
                 st.scored[o] = ev
+            # adaptations this score came after are now on scored data: scoring the same
+            # tokens again later is a second pass
+            for key, ad in list(st.adapted.items()):
+                if not ad.scored and overlaps(o, key):
+                    st.adapted[key] = Adapt(ad.detail, True, ad.event, id(site.stmt))
+
+    def _tracked(self, o: Origin) -> bool:
+        """Validation data, or a parameter nothing tells us about (reported as undecided)."""
+        if self.a.is_val(o, self.func):
+            return True
+        if o.root.startswith("P:"):
+            name = o.root[2:]
+            return bool(_TOKEN_PARAM_RE.search(name)) and not _SIZE_PARAM_RE.search(name) \
+                and name not in _CONFIG_NAMES and not self.a.concrete(o, self.func)
+        return False
 
     def _value_time(self, value: ir.X | None, st: State) -> int | None:
         """When the scored value was computed (the event clock), if it was computed earlier
@@ -1346,12 +1368,14 @@ class Simulation:
         self.events.append(ev)
         if kind in ("update", "cache"):
             for o in data:
-                if not self.a.is_val(o, self.func):
+                if not self._tracked(o):
                     continue
                 scored = any(covers(s, o) for s in st.scored) or self._scored_this_iteration(o, st)
                 mine = st.adapted.get(o)
-                if mine is None or (mine.scored and not scored):
-                    st.adapted[o] = Adapt(detail or kind, scored, ev)
+                # keep an unscored adaptation (the worse case); otherwise the latest one
+                if mine is None or not scored or mine.scored:
+                    if mine is None or mine.scored or not scored:
+                        st.adapted[o] = Adapt(detail or kind, scored, ev)
         elif kind == "quant":
             self.quant_seqs.append(ev.seq)
             if not self.loops:  # a checkpoint inside the training loop is not the artifact
@@ -1402,7 +1426,8 @@ class Simulation:
             if upd.seq < seq < score.seq:
                 quant = next((e for e in self.events if e.seq == seq), None)
                 break
-        self.incidents.append(Incident(kind, self.func, score, upd, origin, loop, quant, first))
+        uncertain = not self.a.is_val(origin, self.func)
+        self.incidents.append(Incident(kind, self.func, score, upd, origin, loop, quant, first, uncertain))
 
     def _candidate_grid(self, x: ir.Call, origins: frozenset, site: Site) -> None:
         """A loss over validation data inside a loop over candidate values (temperatures,

@@ -92,3 +92,11 @@ def update_words(event: Event) -> str:
     if event.detail == "slot":
         return "optimisation of a per-window tensor"
     return "weight update"
+
+
+def uncertainty(inc: Incident) -> str:
+    """The reason a finding needs review when the data's origin is unknown."""
+    if not inc.uncertain:
+        return ""
+    return (f" [undecided: nothing shows whether {data(inc.origin)} holds validation tokens (no caller passes data "
+            f"the audit recognises); review the callers]")
