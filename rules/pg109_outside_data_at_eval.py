@@ -212,7 +212,9 @@ class OutsideDataAtEval(AstRule):
         eval_funcs = set()
         for f in program.functions:
             events = analysis.events.get(f, ())
-            scores = any(e.kind == "score" and any(analysis.is_val(o, f) for o in e.origins) for e in events)
+            # scoring done here, not in a function it calls (a driver only orchestrates)
+            scores = any(e.kind == "score" and not e.inner and any(analysis.is_val(o, f) for o in e.origins)
+                         for e in events)
             trains = any(e.kind == "update" and "TRAIN" in analysis.roots(e.origins, f) for e in events)
             # a driver that writes the artifact is judged by what it does after writing it
             writes = any(e.kind == "quant" for e in events)

@@ -1083,7 +1083,7 @@ class Simulation:
             return frozenset()
         if method in ("append", "extend", "add_", "add", "insert", "copy_") and isinstance(fx, ir.Attr):
             name = container_name(fx.base)
-            if name and self.is_accumulator(name):
+            if name and (self.is_accumulator(name) or len(x.args) == 1 and self._loss_total(name, x.args[0], op_ok=True)):
                 self.score(site, frozenset().union(*args) if args else frozenset(), st, name,
                            value=x.args[0] if len(x.args) == 1 else None)
                 base = base_name(fx.base)
@@ -1264,9 +1264,12 @@ class Simulation:
         self._accumulators[name] = result
         return result
 
-    def _loss_total(self, name: str, value: ir.X | None) -> bool:
-        """`total += loss.item()`: a sum of losses under any name, when the function reports it."""
-        if value is None or NOT_ACCUM_RE.search(name) or isinstance(self.stmt, ir.Assign) and self.stmt.op != "+":
+    def _loss_total(self, name: str, value: ir.X | None, op_ok: bool = False) -> bool:
+        """`total += loss.item()`, `scores.append(nll.item())`: a sum of losses under any name,
+        when the function reports it."""
+        if value is None or NOT_ACCUM_RE.search(name):
+            return False
+        if not op_ok and isinstance(self.stmt, ir.Assign) and self.stmt.op != "+":
             return False
         if not (any(ACCUM_RE.search(n) and not NOT_ACCUM_RE.search(n) for n in value.names)
                 or self._computes_loss(value) or _model_loss_call(value)):
@@ -1539,14 +1542,37 @@ def _loop_var(x: ir.X, loop_vars: dict[str, ir.Loop]) -> str | None:
 
 
 def _model_loss_call(value: ir.X) -> bool:
-    """`model(x, y)`: the baseline's models return the loss when given the targets."""
+    """`model(x, y)` or `model(t[:-1], t[1:])`: the baseline's models return the loss when
+    given the targets."""
     for y in ir.walk(value):
-        if isinstance(y, ir.Call) and len(y.args) >= 2 and any(
-                isinstance(a, ir.Name) and TARGET_NAME_RE.match(a.id) or
-                isinstance(a, ir.Sub) and isinstance(a.base, ir.Name) and TARGET_NAME_RE.match(a.base.id)
-                for a in y.args[1:]):
+        if not isinstance(y, ir.Call) or len(y.args) < 2:
+            continue
+        if any(isinstance(a, ir.Name) and TARGET_NAME_RE.match(a.id) or
+               isinstance(a, ir.Sub) and isinstance(a.base, ir.Name) and TARGET_NAME_RE.match(a.base.id)
+               for a in y.args[1:]):
+            return True
+        first, second = _strip_moves(y.args[0]), _strip_moves(y.args[1])
+        if isinstance(first, ir.Sub) and isinstance(second, ir.Sub) and ir.render(first.base) == ir.render(second.base) \
+                and _shift_pair(first, second):
             return True
     return False
+
+
+def _strip_moves(x: ir.X) -> ir.X:
+    """`t[1:].cuda()`, `t[1:].to(device)` -> `t[1:]`."""
+    while isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr in ("cuda", "to", "long", "contiguous"):
+        x = x.func.base
+    return x
+
+
+def _shift_pair(inputs: ir.Sub, targets: ir.Sub) -> bool:
+    """The inputs drop the last position and the targets the first (`[:-1]` and `[1:]`)."""
+    def last_slice(sub: ir.Sub):
+        return sub.index[-1] if sub.index and isinstance(sub.index[-1], ir.Slice) else None
+    a, b = last_slice(inputs), last_slice(targets)
+    if a is None or b is None:
+        return False
+    return ir.render(a) == ":-1" and ir.render(b) == "1:"
 
 
 def _constructor_name(qual: str) -> bool:

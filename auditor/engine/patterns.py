@@ -65,7 +65,8 @@ TARGET_NAME_RE = re.compile(r"^(?:y|ys|yb|y_b|y_batch|y_true|tgt|tgts|tgt_ids|ta
 TOKEN_STREAM_RE = re.compile(r"tok|ids|seq|stream|val_np|data|arr|chunk|window|text", re.I)
 
 # Calls that quantize or serialize the artifact (the end of training).
-QUANT_CALL_RE = re.compile(r"quantiz|gptq|awq|serializ|(?<!de)compress|pack_?model|save_?artifact|export_?model", re.I)
+QUANT_CALL_RE = re.compile(r"quantiz|gptq|awq|serializ|(?<!de)compress|pack_?model|save_?artifact|export_?model|"
+                           r"^save_(?:int\d|model|quant|packed|weights)", re.I)
 # Calls that read data.
 READ_CALL_RE = re.compile(r"load|read|fromfile|memmap|next_batch|shard|loader|open|fetch|stream", re.I)
 # Calls that generate synthetic tokens (legal calibration and warmup data).
