@@ -101,6 +101,8 @@ def audit_folder(path: Path, options: AuditOptions, display_path: str | None = N
             result.checks.append(outcome)
     result.checks.sort(key=lambda c: c.code)
     fill_tables(ctx, result)
+    # --- rerun: the reproduction measured from outside joins the result as its own section.
+    result.rerun = ctx.rerun
     result.finalise()
     return result
 

@@ -41,6 +41,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     "comment": ("pgolf_audit.github_comment", "comment_command", "Create or update the sticky review comment on a PR."),
     "summary-outputs": ("pgolf_audit.github_comment", "summary_outputs_command",
                         "Print a report's verdict and counts as key=value lines (GitHub Actions outputs)."),
+    # --- rerun
+    "rerun": ("pgolf_audit.rerun.commands", "rerun_command", "Rerun a record's seeds under torchrun, measure them from outside, audit."),
 }
 
 

@@ -44,6 +44,9 @@ class AuditOptions:
     against: Path | None = None        # the reference record folder for significance
     records_root: Path | None = None   # pick the best earlier record-track folder from here
     jobs: int = 1
+    # --- rerun: the ``rerun`` section measured by ``pgolf-audit rerun`` (a JSON-ready dict), read
+    # by the PG8xx checks and copied to ``FolderResult.rerun``; None when no rerun happened.
+    rerun_result: dict[str, Any] | None = None
 
 
 @dataclass
@@ -93,6 +96,12 @@ class AuditContext:
         self._submission_error: str | None = None
         self.code_error: str | None = None
         self.code_parse_error: str | None = None
+
+    # ---- rerun ------------------------------------------------------------------------
+    @property
+    def rerun(self) -> dict[str, Any] | None:
+        """The rerun section when ``pgolf-audit rerun`` ran this folder, else None."""
+        return self.options.rerun_result
 
     # ---- folder identity ------------------------------------------------------------
     @property
