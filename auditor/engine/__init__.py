@@ -1,12 +1,14 @@
 """The AST rule engine: one model of the code, one traversal, every AST rule.
 
 ``run_ast_rules(ctx, rules)`` is what the audit runner calls. It takes the libcst module the
-context parsed once (``ctx.code_module``) and the helper modules the entry script imports
-(each parsed once), turns each into a compact model in a single walk (``ir``), builds the
-program model (``program``: name resolution, call graph, reachability), and hands it to
-every rule. Rules that need ordering facts ask for ``program.analysis`` (``dataflow``: the
-effect simulation with per-function summaries), computed once and shared. Each finding's
-code path is then checked against the feature flags the logged runs used (``gating``).
+context parsed once (``ctx.code_module``) and the local modules the entry script imports
+(each parsed once), turns each into a compact model in a single walk (``ir``; rules' own
+``visit_<Node>`` methods run during that walk), builds the program model (``program``: name
+resolution, call graph, reachability), and hands it to every rule. Rules that need ordering
+facts ask for ``program.analysis`` (``dataflow``: the effect simulation with per-function
+summaries), computed once and shared; n-gram rules use ``tokens`` (the scored token and the
+tables read with it). Each finding's code path is then checked against the feature flags the
+logged runs used (``gating``), and its lines come from ``lines`` (no metadata provider).
 
 The submitted code is never executed, imported, evaluated or compiled.
 """

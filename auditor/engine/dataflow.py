@@ -22,9 +22,18 @@ Each reachable function is interpreted abstractly, statement by statement:
 While interpreting, a score of data that was adapted on before becomes an **incident**:
 ``update_before_score`` (same loop iteration: train-then-score inside the chunk loop),
 ``adapt_before_score`` (adapted on unscored validation data earlier, e.g. pre-quant TTT),
-``rescore_after_adapt`` (scored, adapted, scored again: a second pass),
-``slot_scored_region`` (a per-window tensor optimised on the data it then scores) and
-``rescore_after_calibration``. The rules turn incidents into findings.
+``score_after_epoch_update`` (scored in a later pass of an epoch loop after training on the
+same tokens in an earlier one), ``rescore_after_adapt`` (scored, adapted, scored again: a
+second pass), ``slot_scored_region`` (a per-window tensor optimised on the data it then
+scores) and ``rescore_after_calibration``. A score counts from when its value was computed
+(a loss taken before the optimizer step and summed after it is score-first). Data whose
+origin nothing establishes (a token-like parameter no caller fills with known data) is
+followed too; its incidents are marked uncertain and reported for review. The rules turn
+incidents into findings.
+
+Functions with nothing to track (model layers, math helpers) are not simulated: they pass
+their inputs through. Summaries are settled callees-first; parameters then learn their
+origins in one pass from callers to callees.
 """
 
 from __future__ import annotations
