@@ -20,6 +20,7 @@ Two kinds:
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator
 
@@ -103,7 +104,12 @@ class FolderCase:
 class CodeCase:
     """An example for an ``AstRule``: a code snippet (plain source; wrapped with
     ``wrap=`` to exercise the unwrapper), optional log hyperparameters, and for INVALID
-    cases the expected 1-based line of the reported finding in the unwrapped code."""
+    cases the expected 1-based line of the reported finding in the unwrapped code.
+
+    ``files`` adds further files to the record folder (helper modules the snippet imports);
+    ``file`` names the file the expected finding is in when it is not train_gpt.py.
+    ``log_hyperparameters`` may also be a list of dicts: one log per run.
+    """
 
     code: str
     description: str = ""
@@ -111,7 +117,13 @@ class CodeCase:
     severity: Severity | None = None
     message_contains: tuple[str, ...] = ()
     wrap: str | None = None
-    log_hyperparameters: dict[str, str] | None = None
+    log_hyperparameters: "dict[str, str] | list[dict[str, str]] | None" = None
+    files: dict[str, str] = field(default_factory=dict)
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        # snippets are written indented inside rule modules; lines count from the first code line
+        self.code = textwrap.dedent(self.code).lstrip("\n")
 
 
 class Rule:
@@ -213,10 +225,27 @@ class MetaRule(Rule):
 
 
 class AstRule(Rule):
-    """A rule over the unwrapped code, run by the AST engine in one shared traversal."""
+    """A rule over the unwrapped code, run by the AST engine in one shared traversal.
+
+    ``check(program)`` gets the program model (``pgolf_audit.engine.CodeProgram``: files,
+    functions, call graph, and ``program.analysis``, the effect simulation) and yields
+    ``Hit`` objects made with ``self.hit(site, message, ...)``. The engine turns each hit into
+    a finding with the submitted file's location and decides its severity from the feature
+    flags of the logged runs. A rule may also define libcst-style ``visit_<NodeType>(node,
+    builder)`` methods; the engine calls them during its single walk of each file.
+    """
 
     KIND: ClassVar[str] = "ast"
     CATEGORY: ClassVar[Category] = Category.LEGALITY
+    CONFIDENCE: ClassVar[Confidence] = Confidence.MEDIUM
+
+    def check(self, program: Any) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def hit(self, site: Any, message: str, **kwargs: Any) -> Any:
+        from .engine import Hit
+
+        return Hit(site, message, **kwargs)
 
 
 # ---- pull-request shape rules (``pgolf-audit pr``) -----------------------------------------

@@ -2,7 +2,10 @@
 
 A FolderCase is the bundled example record with the case's edits applied; the audit runs
 with only that rule selected. An INVALID case must produce the rule's code (at the expected
-severity and with the expected words); a VALID case must not produce it at all.
+severity and with the expected words); a VALID case must not produce it at all. A CodeCase
+(AST rules) is a minimal record folder whose train_gpt.py is the snippet (wrapped when the
+case says so) with optional helper files and logs; an INVALID case must also be reported at
+its expected line.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pgolf_audit import registry
 from pgolf_audit.audit import audit_folder
 from pgolf_audit.cases import build_case_folder
 from pgolf_audit.context import AuditOptions
-from pgolf_audit.rulebase import FolderCase, PrCase, RECORD_TRACK
+from pgolf_audit.engine.cases import build_code_case_folder
+from pgolf_audit.rulebase import CodeCase, FolderCase, PrCase, RECORD_TRACK
 
 
 def _cases():
@@ -84,3 +88,49 @@ def test_pr_case(cls, kind, case):
         f"{case.description}: no {cls.CODE} message contains {case.message_contains}; got:\n{shown}"
     )
     assert all(f.location is not None for f in findings if case.changes), "PR findings point at a changed path"
+
+
+# --------------------------------------------------------------------------- CodeCase (AST rules)
+
+def _code_cases():
+    for cls in registry.all_rules():
+        for kind in ("VALID", "INVALID"):
+            for i, case in enumerate(getattr(cls, kind), 1):
+                if isinstance(case, CodeCase):
+                    yield pytest.param(cls, kind, case, id=f"{cls.CODE}-{kind}-{i}")
+
+
+def run_code_case(cls, case: CodeCase, tmp_path: Path):
+    folder = build_code_case_folder(case, tmp_path)
+    result = audit_folder(folder, AuditOptions(select=[cls.CODE]))
+    return [f for f in result.findings if f.code == cls.CODE], result
+
+
+@pytest.mark.parametrize("cls,kind,case", list(_code_cases()))
+def test_code_case(cls, kind, case, tmp_path):
+    findings, result = run_code_case(cls, case, tmp_path)
+    crashed = [f for f in result.findings if f.code == "PG900"]
+    assert not crashed, crashed[0].message
+    outcome = [c for c in result.checks if c.code == cls.CODE]
+    assert outcome and outcome[0].status.value in ("pass", "fail"), f"{cls.CODE} did not run: {outcome}"
+
+    def show(f):
+        where = f.location.display() if f.location else "?"
+        return f"  {f.severity.value} {where}: {f.message}"
+
+    shown = "\n".join(show(f) for f in findings) or "  (none)"
+    if kind == "VALID":
+        assert not findings, f"{case.description}: expected no {cls.CODE}, got:\n{shown}"
+        return
+    assert findings, f"{case.description}: expected {cls.CODE}, got none"
+    matching = [f for f in findings if case.severity is None or f.severity is case.severity]
+    assert matching, f"{case.description}: expected {cls.CODE} at {case.severity.value}, got:\n{shown}"
+    if case.line is not None:
+        expected_file = case.file or "train_gpt.py"
+        at_line = [f for f in matching if f.location and f.location.start_line == case.line
+                   and f.location.path == expected_file]
+        assert at_line, f"{case.description}: expected {cls.CODE} at {expected_file}:{case.line}, got:\n{shown}"
+        matching = at_line
+    assert any(all(w in f.message for w in case.message_contains) for f in matching), (
+        f"{case.description}: no {cls.CODE} message contains {case.message_contains}; got:\n{shown}"
+    )

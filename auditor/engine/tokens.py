@@ -1,0 +1,350 @@
+"""The token being scored, and tables read with it.
+
+An n-gram mixer reads count tables at scoring time. Whether that is legal depends on the
+key: a key built from the prefix (`tokens[p - n:p]`) gives a distribution the model could
+have had before seeing the target; a key that contains the target (`hash(ctx) ^ tgt *
+PRIME`, `counts[ctx][y]`) reads a "probability" of the realized token only, and a gate
+read at the target (`is_ws[tokens[p]]`) decides the mixture from the answer.
+
+Per function, this module finds:
+
+* the **target**: variables named like it (`y`, `tgt`, `targets`, ...) and positional
+  reads of a token stream at the scored position. Within one stream and one position
+  variable, the largest offset read is the scored position (`tokens[p]` next to
+  `tokens[p - 1]` makes `p` the target; `tokens[i + 1]` next to `tokens[i]` makes `i + 1` the
+  target); a slice whose end passes the target includes it;
+* values **computed from** the target (flow-insensitive, through assignments);
+* **table reads** whose index is computed from the target: count tables (incremented
+  somewhere in the code, or named like counts/tables/caches) and property tables (`is_ws`,
+  `is_boundary`), excluding the model's own distribution (logits, probs) and the byte
+  lookup tables of the bpb denominator.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from . import ir
+from .patterns import (
+    BYTE_RE, COUNT_TABLE_RE, DISTRIBUTION_RE, GATE_RE, TARGET_NAME_RE, TOKEN_STREAM_RE, VAL_NAME_RE,
+)
+from .program import LocalInfo, Program, Site, container_name, target_names
+
+_PROB_SINK_RE = re.compile(r"^p(?:_|$)|prob|mix|blend|nll|loss|logp|log_p|lp$|score|bits|^q(?:_|$)", re.I)
+_LOG_CALLS = {"log", "log2", "log1p", "log_softmax"}
+
+
+@dataclass
+class TableRead:
+    site: Site
+    sub: ir.X              # the subscript (or .get call) reading the table
+    table: str
+    kind: str              # "count" or "property"
+    key: str               # rendered index
+
+
+class TokenFacts:
+    def __init__(self, program: Program, func: ir.FunctionIR, count_tables: frozenset[str]):
+        self.program = program
+        self.func = func
+        self.info: LocalInfo = program.local_info(func)
+        self.count_tables = count_tables
+        self.target_subs: set[int] = set()
+        self._find_target_positions()
+        self.tainted = self._taint()
+
+    # -- the target
+    def _find_target_positions(self) -> None:
+        groups: dict[tuple[str, str], list[tuple[ir.Sub, int, bool]]] = {}
+        for _s, x in self.program.expressions(self.func):
+            if not isinstance(x, ir.Sub) or not isinstance(x.base, ir.Name) or len(x.index) != 1:
+                continue
+            base = x.base.id
+            if not (TOKEN_STREAM_RE.search(base) or VAL_NAME_RE.match(base)) or base in self.count_tables \
+                    or DISTRIBUTION_RE.search(base):
+                continue
+            part = x.index[0]
+            if isinstance(part, ir.Slice):
+                stop = _offset(part.upper)
+                if stop is not None:
+                    groups.setdefault((base, stop[0]), []).append((x, stop[1] - 1, True))
+            else:
+                pos = _offset(part)
+                if pos is not None:
+                    groups.setdefault((base, pos[0]), []).append((x, pos[1], False))
+        for (_base, _var), reads in groups.items():
+            scalars = [off for _x, off, is_slice in reads if not is_slice]
+            if not scalars:
+                continue  # only context slices: nothing is read at a single position
+            target = max(off for _x, off, _s in reads)
+            if max(scalars) < 0 and target < 0:
+                continue  # only earlier positions are read here
+            for x, off, _is_slice in reads:
+                if off >= target:
+                    self.target_subs.add(id(x))
+
+    def _is_target_expr(self, x: ir.X) -> bool:
+        if x.names & self.tainted:
+            return True
+        if not self.target_subs:
+            return False
+        return any(id(y) in self.target_subs for y in ir.walk(x))
+
+    def _taint(self) -> set[str]:
+        tainted: set[str] = set()
+        names = set(self.info.assigned) | {p.lstrip("*") for p in self.func.params} | set(self.func.name_refs)
+        for n in names:
+            if TARGET_NAME_RE.match(n):
+                tainted.add(n)
+        self.tainted = tainted
+        changed = True
+        while changed:
+            changed = False
+            for name, values in self.info.defs.items():
+                if name in tainted:
+                    continue
+                if any(self._is_target_expr(v) for v in values):
+                    tainted.add(name)
+                    changed = True
+        return tainted
+
+    # -- table reads
+    @cached_property
+    def reads(self) -> list[TableRead]:
+        out: list[TableRead] = []
+        if not self.tainted and not self.target_subs:
+            return out
+        for s, x in self.program.expressions(self.func):
+            if isinstance(s, ir.Assign) and any(x is t for t in s.targets):
+                continue  # the store itself (its index parts are still reads)
+            read = self._read(x)
+            if read is None:
+                continue
+            table, index = read
+            kind = self._table_kind(table)
+            if kind is None or not any(self._is_target_expr(i) for i in index):
+                continue
+            key = ", ".join(ir.render(i, limit=60) for i in index)
+            out.append(TableRead(Site(self.func, s, x), x, table, kind, key))
+        return out
+
+    def _read(self, x: ir.X) -> tuple[str, list[ir.X]] | None:
+        if isinstance(x, ir.Sub):
+            if id(x) in self.target_subs:
+                return None
+            name = container_name(x.base) if isinstance(x.base, (ir.Name, ir.Attr, ir.Sub)) else None
+            index = list(x.index)
+            # counts[k][key]: the table is the outer name, every index level counts
+            base = x.base
+            while isinstance(base, ir.Sub):
+                index = list(base.index) + index
+                base = base.base
+            return (name, index) if name else None
+        if isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr == "get" and x.args:
+            name = container_name(x.func.base)
+            return (name, [x.args[0]]) if name else None
+        return None
+
+    def _table_kind(self, table: str) -> str | None:
+        if table in self.count_tables:
+            return "count"
+        if DISTRIBUTION_RE.search(table) or BYTE_RE.search(table) or TOKEN_STREAM_RE.search(table) \
+                or TARGET_NAME_RE.match(table) or table in self.tainted:
+            return None  # the model's or a normalised distribution, bytes, the token stream
+        if COUNT_TABLE_RE.search(table):
+            return "count"
+        return "property"
+
+    # -- where a value goes
+    def outputs(self, site: Site) -> set[str]:
+        s = site.stmt
+        names: set[str] = set()
+        if isinstance(s, ir.Assign):
+            for t in s.targets:
+                names.update(target_names(t))
+                if isinstance(t, (ir.Attr, ir.Sub)):
+                    c = container_name(t)
+                    if c:
+                        names.add(c)
+        return names
+
+    def reaches_score(self, read: TableRead) -> bool:
+        s = read.site.stmt
+        if isinstance(s, ir.Return):
+            return True
+        if isinstance(s, ir.Assign) and s.op is None and any(
+                isinstance(t, ir.Sub) and container_name(t) == read.table for t in s.targets):
+            return False  # the update side: `table[key] = table[key] + 1`
+        if isinstance(s, ir.Assign) and s.op is not None and any(container_name(t) == read.table for t in s.targets):
+            return False
+        top = s.value if isinstance(s, (ir.Assign, ir.ExprS)) else None
+        if top is not None and _inside_log(top, read.sub):
+            return True
+        outs = self.outputs(read.site)
+        forward = self.info.closure_forward(outs)
+        if forward & self.info.sinks:
+            return True
+        return any(_PROB_SINK_RE.search(n) for n in forward)
+
+    @cached_property
+    def tests(self) -> set[str]:
+        """Names used in conditions that choose between computations."""
+        names: set[str] = set()
+        for s in self.program.statements(self.func):
+            if isinstance(s, ir.If):
+                names |= s.test.names
+        for _s, x in self.program.expressions(self.func):
+            if isinstance(x, ir.Call) and isinstance(x.func, (ir.Attr, ir.Name)) and (
+                    (x.func.attr if isinstance(x.func, ir.Attr) else x.func.id) == "where") and x.args:
+                names |= x.args[0].names
+            elif isinstance(x, ir.IfExpr):
+                names |= x.test.names
+        return names
+
+    def gate_sink(self, read: TableRead) -> tuple[bool, str]:
+        """Whether the read decides a gate or a mixing weight, and the variable that carries
+        it ("" when the read sits in the condition itself)."""
+        outs = self.outputs(read.site)
+        s = read.site.stmt
+        if isinstance(s, ir.If) or (isinstance(s, ir.Flow) and s.kind == "assert"):
+            # a condition of the table update (`if pair_count > best_count: best = tgt`) is
+            # bookkeeping after scoring, not a gate of the scored distribution
+            return isinstance(s, ir.If) and not _byte_body(s) and not _state_update_body(s), ""
+        if outs and all(BYTE_RE.search(n) for n in outs):
+            return False, ""
+        for n in sorted(outs):
+            if GATE_RE.search(n) and not BYTE_RE.search(n):
+                return True, n
+        if s is not None and _inside_condition(s, read.sub):
+            return True, ""
+        forward = self.info.closure_forward(outs) - outs
+        for n in sorted(forward):
+            if GATE_RE.search(n) and not BYTE_RE.search(n):
+                return True, n
+        in_tests = sorted((outs | forward) & self.tests)
+        if in_tests:
+            # the variable the condition tests, nearest to the read first
+            direct = [n for n in in_tests if n in outs]
+            return True, (direct or [n for n in in_tests if self.info.deps.get(n, set()) & outs] or in_tests)[0]
+        return False, ""
+
+    def assignment_site(self, name: str, after: Site) -> Site | None:
+        """The statement that assigns ``name`` (the first one after ``after`` if any)."""
+        found = None
+        passed = False
+        for s in ir.walk_statements(self.func.body):
+            if s is after.stmt:
+                passed = True
+            if isinstance(s, ir.Assign) and any(name in target_names(t) for t in s.targets):
+                if passed:
+                    return Site(self.func, s)
+                found = found or Site(self.func, s)
+        return found
+
+    def weights(self, names: set[str]) -> list[ir.X]:
+        """Factors multiplied with these variables (or in their definitions): a zero factor
+        switches the gate off."""
+        out: list[ir.X] = []
+        for _s, x in self.program.expressions(self.func):
+            if isinstance(x, ir.BinOp) and x.op == "*":
+                for this, other in ((x.left, x.right), (x.right, x.left)):
+                    if this.names & names and isinstance(other, (ir.Name, ir.Attr)) \
+                            and not (other.names & self.tainted):
+                        out.append(other)
+        for n in names:
+            for value in self.info.defs.get(n, ()):
+                for x in ir.walk(value):
+                    if isinstance(x, ir.BinOp) and x.op == "*":
+                        for side in (x.left, x.right):
+                            if isinstance(side, (ir.Name, ir.Attr)) and not (side.names & self.tainted):
+                                out.append(side)
+        return out
+
+
+def _offset(x: ir.X | None) -> tuple[str, int] | None:
+    """`p` -> (p, 0); `p + 2` -> (p, 2); `p - 1` -> (p, -1)."""
+    if isinstance(x, ir.Name):
+        return x.id, 0
+    if isinstance(x, ir.BinOp) and x.op in ("+", "-") and isinstance(x.left, ir.Name) and isinstance(x.right, ir.Const) \
+            and isinstance(x.right.value, int):
+        return x.left.id, x.right.value if x.op == "+" else -x.right.value
+    return None
+
+
+def _inside_log(top: ir.X, target: ir.X) -> bool:
+    for x in ir.walk(top):
+        if isinstance(x, ir.Call):
+            name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+            if name in _LOG_CALLS and any(y is target for a in x.args for y in ir.walk(a)):
+                return True
+    return False
+
+
+def _inside_condition(s: ir.S, target: ir.X) -> bool:
+    for top in ir.statement_exprs(s):
+        for x in ir.walk(top):
+            cond = None
+            if isinstance(x, ir.Call) and isinstance(x.func, (ir.Attr, ir.Name)) and (
+                    (x.func.attr if isinstance(x.func, ir.Attr) else x.func.id) == "where") and x.args:
+                cond = x.args[0]
+            elif isinstance(x, ir.IfExpr):
+                cond = x.test
+            if cond is not None and any(y is target for y in ir.walk(cond)):
+                return True
+    return False
+
+
+def _state_update_body(s: ir.If) -> bool:
+    """An `if` whose body only writes into tables or object state."""
+    stores = [t for inner in ir.walk_statements(s.body) if isinstance(inner, ir.Assign) for t in inner.targets]
+    return bool(stores) and all(isinstance(t, (ir.Sub, ir.Attr)) for t in stores)
+
+
+def _byte_body(s: ir.If) -> bool:
+    """An `if` whose body only counts bytes (the bpb denominator)."""
+    names: set[str] = set()
+    for inner in ir.walk_statements(s.body):
+        if isinstance(inner, ir.Assign):
+            for t in inner.targets:
+                c = container_name(t)
+                if c:
+                    names.add(c)
+    return bool(names) and all(BYTE_RE.search(n) for n in names)
+
+
+def count_tables(program: Program) -> frozenset[str]:
+    """Tables written by increments anywhere in the code (the analysis saw them as cache
+    updates)."""
+    names: set[str] = set()
+    analysis = program.analysis  # type: ignore[attr-defined]
+    for ev in analysis.all_events():
+        if ev.kind != "cache" or ev.inner:
+            continue
+        x = ev.site.x
+        if isinstance(x, ir.Sub):
+            c = container_name(x)
+            if c:
+                names.add(c)
+        elif isinstance(x, ir.Call):
+            if x.args and isinstance(x.func, ir.Attr) and x.func.attr == "at":
+                c = container_name(x.args[0])
+            elif isinstance(x.func, ir.Attr):
+                c = container_name(x.func.base)
+            else:
+                c = None
+            if c:
+                names.add(c)
+    return frozenset(n for n in names if not BYTE_RE.search(n) and not re.search(r"hessian|grad|stat", n, re.I))
+
+
+def token_facts(program: Program, func: ir.FunctionIR) -> TokenFacts:
+    cache = getattr(program, "_token_facts", None)
+    if cache is None:
+        cache = program._token_facts = {}  # type: ignore[attr-defined]
+        program._count_tables = count_tables(program)  # type: ignore[attr-defined]
+    facts = cache.get(func)
+    if facts is None:
+        facts = cache[func] = TokenFacts(program, func, program._count_tables)  # type: ignore[attr-defined]
+    return facts

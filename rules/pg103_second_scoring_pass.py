@@ -1,0 +1,203 @@
+"""PG103 second-scoring-pass."""
+
+from __future__ import annotations
+
+from pgolf_audit.engine import describe as d
+from pgolf_audit.engine import ir
+from pgolf_audit.model import Severity
+from pgolf_audit.rulebase import AstRule, CodeCase
+
+_MULTI_EPOCH = '''
+import torch
+
+
+def eval_doc_ttt(model, val_tokens, doc_bounds, args):
+    nll_sum, n_tokens = 0.0, 0
+    for lo, hi in doc_bounds:
+        doc = val_tokens[lo : hi + 1]
+        lora = model.new_lora()
+        opt = torch.optim.Adam(lora.parameters(), lr=args.ttt_lr)
+        for epoch in range(args.ttt_epochs):
+            loss = model(doc[:-1], doc[1:], lora=lora)
+            if epoch == args.ttt_epochs - 1:
+                nll_sum += loss.item() * (hi - lo)
+                n_tokens += hi - lo
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    return nll_sum / n_tokens
+'''
+
+_FIRST_ENCOUNTER = _MULTI_EPOCH.replace("if epoch == args.ttt_epochs - 1:", "if epoch == 0:")
+
+_TWO_PASS = '''
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    loss_s0, bpb_s0 = eval_val_score_first_ttt(model, val_tokens, args)
+    loss_s1, bpb_s1 = eval_val_sliding(model, val_tokens, args)
+    print(f"final val_bpb:{bpb_s1:.8f}")
+
+
+def eval_val_score_first_ttt(model, val_tokens, args):
+    loss_sum = 0.0
+    for s in range(0, val_tokens.numel() - 1, args.chunk):
+        x, y = val_tokens[s : s + args.chunk], val_tokens[s + 1 : s + args.chunk + 1]
+        with torch.no_grad():
+            loss_sum += model(x, y).item()
+        model(x, y).backward()
+        opt.step()
+    return loss_sum, loss_sum
+
+
+main()
+'''
+
+_KEEP_BEST = '''
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    bpb_sliding = eval_val_sliding(model, val_tokens)
+    bpb_ttt = eval_val_ttt(model, val_tokens)
+    val_bpb = min(bpb_sliding, bpb_ttt)
+    print(f"final val_bpb:{val_bpb:.8f}")
+
+
+main()
+'''
+
+_TEMPERATURE_GRID = '''
+import torch
+import torch.nn.functional as F
+
+
+def calibrated_eval(logits, val_targets):
+    best_t, best_loss = 1.0, float("inf")
+    for t in [0.90, 0.95, 0.98, 1.00, 1.02]:
+        loss = F.cross_entropy(logits / t, val_targets)
+        if loss.item() < best_loss:
+            best_t, best_loss = t, loss.item()
+    return best_loss
+'''
+
+
+class SecondScoringPass(AstRule):
+    """Validation tokens are scored again after adaptation, or the better of passes is kept.
+
+    What it checks:
+        Any scoring of validation data that comes after the same data was scored and then
+        adapted on (a second pass after TTT or after a cache is complete), scoring inside a
+        loop that revisits the same chunks in later epochs (`if epoch == E - 1: loss_sum +=
+        nll`), re-scoring after a temperature/calibration fitted on the scored tokens,
+        `min()`/comparisons that keep the better of two scoring passes, and a loss over
+        validation tokens computed once per candidate value (temperature grid search).
+
+    Why it breaks the rules:
+        R-EVAL-C4-SINGLE-PASS / R-MULTIPASS-NO-RESCORE: each token is scored once, in one
+        left-to-right pass; #991 was closed for reporting s_1 (the re-score after TTT) plus a
+        T=0.98 calibration; the two-pass n-gram family (#846, #870, #986, #959) was closed.
+        R-TTT-NO-MULTIEPOCH-RESCORE: with multi-epoch TTT only first-encounter scores count
+        (valerio-oai on #568).
+
+    Example:
+        `for epoch in range(E): for chunk in chunks: if epoch == E - 1: loss_sum += nll; train(chunk)`.
+
+    Legal alternative:
+        One loop over chunks that scores each chunk once before training on it; with
+        several epochs, score only in the first (`if epoch == 0`) or score before the epoch
+        loop. Report the first pass's number.
+
+    Known limitations:
+        A second pass on a freshly loaded artifact is legal only when the weights really are
+        reset; reloading from a path the script did not write is not recognised as a reset.
+        Selections are recognised through `min`/`max`/`sorted` and `if a < b` only.
+    """
+
+    CODE = "PG103"
+    NAME = "second-scoring-pass"
+    SEVERITY = Severity.ERROR
+    REFERENCES = ("R-EVAL-C4-SINGLE-PASS", "R-MULTIPASS-NO-RESCORE", "R-TTT-NO-MULTIEPOCH-RESCORE")
+
+    VALID = [
+        CodeCase(_FIRST_ENCOUNTER, "per-document multi-epoch TTT scoring only the first epoch"),
+        CodeCase('''
+            def main():
+                val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+                blob = serialize_artifact(model)
+                loss_sw, bpb_sw = eval_val_sliding(model, val_tokens)
+                load_artifact(blob, model)
+                loss_ttt, bpb_ttt = eval_val_score_first_ttt(model, val_tokens)
+                print(f"final val_bpb:{bpb_ttt:.8f}")
+
+
+            def eval_val_score_first_ttt(model, val_tokens):
+                loss_sum = 0.0
+                for s in range(0, val_tokens.numel() - 1, 65536):
+                    x, y = val_tokens[s : s + 65536], val_tokens[s + 1 : s + 65537]
+                    with torch.inference_mode():
+                        loss_sum += model(x, y).item()
+                    model(x, y).backward()
+                    opt.step()
+                return loss_sum, loss_sum
+
+
+            main()
+            ''', "a sliding-window pass, then score-first TTT on the reloaded artifact"),
+    ]
+    INVALID = [
+        CodeCase(_MULTI_EPOCH, "per-document LoRA TTT reporting the last epoch's loss", line=13,
+                 message_contains=("epoch", "line 15")),
+        CodeCase(_TWO_PASS, "score-first TTT, then a sliding-window re-score of the adapted model", line=4,
+                 message_contains=("line 3",)),
+        CodeCase(_KEEP_BEST, "the better of a sliding and a TTT pass", line=5, message_contains=("min",)),
+        CodeCase(_TEMPERATURE_GRID, "temperature grid search on validation targets", line=8,
+                 message_contains=("candidate",)),
+    ]
+
+    def check(self, program):
+        analysis = program.analysis
+        for inc in analysis.all_incidents():
+            if inc.kind not in ("rescore_after_adapt", "score_after_epoch_update", "rescore_after_calibration"):
+                continue
+            upd, score = inc.update, inc.score
+            if inc.kind == "score_after_epoch_update":
+                loop = d.loop_site(inc)
+                message = (
+                    f"{d.snippet(score.site)} at {d.where(score.site)}{d.via(score)} scores {d.data(inc.origin)} in a "
+                    f"later pass of the loop at {d.where(loop) if loop else '?'}, after {d.snippet(upd.site)} at "
+                    f"{d.where(upd.site)}{d.via(upd)} trained on the same tokens in an earlier epoch: only the first "
+                    f"encounter may be scored (R-TTT-NO-MULTIEPOCH-RESCORE)"
+                )
+                related = d.related_sites(upd, score, extra=[loop])
+            else:
+                first = inc.first_score
+                before = f" (first scored at {d.where(first.site)})" if first is not None else ""
+                if inc.kind == "rescore_after_calibration":
+                    what = f"a temperature/calibration fitted on them by {d.snippet(upd.site)} at {d.where(upd.site)}"
+                else:
+                    what = f"{d.update_words(upd)} {d.snippet(upd.site)} at {d.where(upd.site)}{d.via(upd)}"
+                message = (
+                    f"{d.snippet(score.site)} at {d.where(score.site)}{d.via(score)} scores {d.data(inc.origin)} "
+                    f"again{before} after {what}: a second scoring pass with state built from the same tokens "
+                    f"(R-EVAL-C4-SINGLE-PASS, R-MULTIPASS-NO-RESCORE)"
+                )
+                related = d.related_sites(upd, *( [first] if first else []), score)
+            severity = Severity.WARNING if inc.uncertain else None
+            message += d.uncertainty(inc)
+            yield self.hit(score.site, message, severity=severity, related=related, also_guarded_by=[upd.site],
+                           values={"score_line": score.site.line(), "update_line": upd.site.line()})
+        for sel in analysis.all_selections():
+            passes = [analysis.marker_sites[m] for m in sorted(sel.scores) if m in analysis.marker_sites]
+            lines = ", ".join(sorted({d.where(p) for p in passes}))
+            message = (
+                f"{d.snippet(sel.site)} at {d.where(sel.site)} keeps the better of scoring passes ({lines}): the "
+                f"reported score must be the single first pass (R-EVAL-C4-SINGLE-PASS)"
+            )
+            yield self.hit(sel.site, message, related=passes)
+        for grid in analysis.all_grids():
+            loop = ir.render(grid.loop.iter, limit=60) if grid.loop is not None else "?"
+            loop_site = d.Site(grid.site.func, grid.loop) if grid.loop is not None else None
+            message = (
+                f"{d.snippet(grid.site)} at {d.where(grid.site)} scores validation tokens once per candidate value "
+                f"of the loop at {d.where(loop_site) if loop_site else '?'} (`{loop}`): fitting a temperature or "
+                f"weight on the scored tokens is a second pass (R-EVAL-C4-SINGLE-PASS, #991)"
+            )
+            yield self.hit(grid.site, message, related=[loop_site] if loop_site else [])
