@@ -21,7 +21,8 @@ from typing import Callable, Mapping
 
 import libcst as cst
 
-from pgolf_audit.cstutil import LazyPositions, SourceParseError, dotted_name, parse_module
+from pgolf_audit.cstutil import SourceParseError, dotted_name, parse_module, visit_readonly
+from pgolf_audit.lines import LineTable
 from pgolf_audit.unwrap import (
     DEFAULT_MAX_FILE_BYTES,
     FolderReader,
@@ -136,7 +137,7 @@ class _ModuleScanner(cst.CSTVisitor):
         self.file_dir = posixpath.dirname(file)
         self.runtime_file = runtime_file
         self.folder_files = folder_files
-        self.positions = LazyPositions(module)
+        self.positions = LineTable(module, source)
         self.top: cst.CSTNode | None = None
         self.aliases: dict[str, str] = {}
         self.bindings: dict[str, list[cst.BaseExpression]] = {}
@@ -157,7 +158,7 @@ class _ModuleScanner(cst.CSTVisitor):
         for top, text in zip(self.module.body, _top_level_texts(self.module, self.source, self.positions)):
             if _RELEVANT_TEXT_RE.search(text) or (aliased is not None and aliased.search(text)):
                 self.top = top
-                top.visit(self)
+                visit_readonly(top, self)
         for top, handler, node in self.pending:
             self.top = top
             handler(node)
@@ -581,12 +582,12 @@ class _ModuleScanner(cst.CSTVisitor):
             self.problems.append(message)
 
 
-def _top_level_texts(module: cst.Module, source: str, positions: LazyPositions) -> list[str]:
+def _top_level_texts(module: cst.Module, source: str, positions: LineTable) -> list[str]:
     """Source text of each element of ``module.body`` (leading comments included).
 
-    The start lines come from the LazyPositions of the same module, whose one code
-    generation pass is needed for reference lines anyway; slicing ``source`` by them avoids
-    a second pass.
+    The start lines come from the LineTable of the same module (a scan of the text, no code
+    generation); slicing ``source`` by them keeps the statements' texts free of any second
+    pass over the tree.
     """
     starts_by_id = positions.top_start_lines()
     starts = [starts_by_id[id(top)] for top in module.body]

@@ -16,7 +16,8 @@ from typing import Any
 import libcst as cst
 
 from .codebytes import CodeAccounting, account_code
-from .cstutil import LazyPositions, SourceParseError, parse_module
+from .cstutil import SourceParseError, parse_module
+from .lines import LineTable
 from .folder import FolderError, RecordFolder, track_from_path
 from .model import Location
 from .parsers.logs import LogFile, MetricLine, RunRecord, is_log_candidate, looks_like_training_log, parse_log
@@ -96,6 +97,7 @@ class AuditContext:
         self._submission_error: str | None = None
         self.code_error: str | None = None
         self.code_parse_error: str | None = None
+        self._parsed: dict[tuple[str, str], cst.Module] = {}
 
     # ---- rerun ------------------------------------------------------------------------
     @property
@@ -326,9 +328,9 @@ class AuditContext:
             return None
 
     @cached_property
-    def code_positions(self) -> LazyPositions | None:
+    def code_positions(self) -> LineTable | None:
         module = self.code_module
-        return LazyPositions(module) if module is not None else None
+        return LineTable(module, self.code.source) if module is not None else None
 
     def code_location(self, start_line: int | None, end_line: int | None = None) -> Location:
         """A location in the unwrapped entry code, naming the wrapper when there is one."""
@@ -343,7 +345,20 @@ class AuditContext:
         if code is None:
             return None
         sizes = {rel: entry.size for rel, entry in self.folder.files.items()}
-        return account_code(code, sizes, self._read_sibling)
+        return account_code(code, sizes, self._read_sibling, parse=self.parse_source)
+
+    def parse_source(self, path: str, source: str) -> cst.Module:
+        """The libcst module of a folder file's (unwrapped) source, parsed at most once per
+        audit: the entry is the context's own parse, and a helper module parsed for the code
+        accounting is the same object the rule engine analyses."""
+        code = self.code
+        if code is not None and path == code.origin and source == code.source and self.code_module is not None:
+            return self.code_module
+        key = (path, source)
+        module = self._parsed.get(key)
+        if module is None:
+            module = self._parsed[key] = parse_module(source)
+        return module
 
     # ---- reporting helpers ------------------------------------------------------------
     @cached_property

@@ -1,22 +1,15 @@
 """libcst helpers shared by the unwrapper, the code-bytes counter and the rule engine.
 
 Static mode parses submission code with libcst only: never ``compile``, ``ast.parse``,
-``exec``, ``eval`` or ``import`` (``ast.parse`` itself goes through ``compile``).
-
-Line numbers: libcst's ``PositionProvider`` regenerates the whole module with position
-tracking, which costs about 1.7x a parse. Findings need lines for a handful of nodes, so
-positions are resolved lazily, one top-level statement at a time: the start line of every
-top-level statement comes from one plain code generation (about 0.25x a parse), and the
-positions inside a statement come from running ``PositionProvider`` on a one-statement
-module that shares the statement's nodes.
+``exec``, ``eval`` or ``import`` (``ast.parse`` itself goes through ``compile``). Line
+numbers of nodes come from ``pgolf_audit.lines.LineTable``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 
 class SourceParseError(Exception):
@@ -39,57 +32,6 @@ def parse_module(source: str) -> cst.Module:
         raise SourceParseError(f"not parseable: {type(exc).__name__}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Span:
-    start_line: int
-    end_line: int
-
-
-class LazyPositions:
-    """Line spans of nodes of one parsed module, computed only when asked for.
-
-    Callers pass the top-level statement (an element of ``module.body``) that contains the
-    node; the rule engine and the scanners know it from their traversal.
-    """
-
-    def __init__(self, module: cst.Module):
-        self._module = module
-        self._top_start: dict[int, int] | None = None
-        self._resolved: dict[int, dict[cst.CSTNode, CodeRange]] = {}
-
-    def top_start_lines(self) -> dict[int, int]:
-        """Start line of every top-level statement, keyed by ``id(statement)`` (leading
-        comments and blank lines included), from one plain code generation."""
-        if self._top_start is None:
-            module = self._module
-            line = 1 + sum(module.code_for_node(h).count("\n") for h in module.header)
-            starts: dict[int, int] = {}
-            for stmt in module.body:
-                starts[id(stmt)] = line
-                line += module.code_for_node(stmt).count("\n")
-            self._top_start = starts
-        return self._top_start
-
-    def span(self, node: cst.CSTNode, top: cst.CSTNode) -> Span:
-        """Span of ``node``, which lies inside the top-level statement ``top``."""
-        start = self.top_start_lines().get(id(top))
-        if start is None:
-            raise ValueError("top is not a top-level statement of this module")
-        ranges = self._resolved.get(id(top))
-        if ranges is None:
-            sub = cst.Module(body=[top], default_indent=self._module.default_indent,
-                             default_newline=self._module.default_newline)
-            ranges = MetadataWrapper(sub, unsafe_skip_copy=True).resolve(PositionProvider)
-            self._resolved[id(top)] = ranges
-        rng = ranges.get(node)
-        if rng is None:
-            raise ValueError("node is not inside the given top-level statement")
-        return Span(start + rng.start.line - 1, start + rng.end.line - 1)
-
-    def top_span(self, top: cst.CSTNode) -> Span:
-        return self.span(top, top)
-
-
 def dotted_name(node: cst.BaseExpression | None) -> str | None:
     """``a.b.c`` for Name/Attribute chains, else None."""
     parts: list[str] = []
@@ -100,3 +42,48 @@ def dotted_name(node: cst.BaseExpression | None) -> str | None:
         parts.append(node.value)
         return ".".join(reversed(parts))
     return None
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+# Fields holding only whitespace, comments and punctuation: half of a tree's nodes, and no
+# read-only visitor here looks at them.
+_TRIVIA_FIELDS = frozenset({
+    "leading_lines", "lines_after_decorators", "trailing_whitespace", "newline", "header", "footer",
+    "lpar", "rpar", "lbracket", "rbracket", "lbrace", "rbrace", "comma", "semicolon", "colon", "equal", "dot",
+    "star", "walrus", "arrow", "asynchronous",
+})
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in _TRIVIA_FIELDS and not f.name.startswith("whitespace")
+        )
+    return names
+
+
+def visit_readonly(node: cst.CSTNode, visitor: object) -> None:
+    """Call ``visitor.visit_<NodeClass>(node)`` for every node under ``node``, pre-order, and
+    skip a node's children when that method returns False.
+
+    A read-only stand-in for ``node.visit(visitor)``: libcst's own visit rebuilds every node it
+    passes (that is how transformers work), which costs about as much as a parse. Reading the
+    dataclass fields directly costs a fraction. ``leave_*`` methods are not called, and
+    whitespace, comment and punctuation fields are not descended into.
+    """
+    stack = [node]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        current = pop()
+        method = getattr(visitor, "visit_" + type(current).__name__, None)
+        if method is not None and method(current) is False:
+            continue
+        children: list[cst.CSTNode] = []
+        for name in _field_names(type(current)):
+            value = getattr(current, name)
+            if isinstance(value, cst.CSTNode):
+                children.append(value)
+            elif isinstance(value, (list, tuple)):
+                children.extend(v for v in value if isinstance(v, cst.CSTNode))
+        push(reversed(children))

@@ -44,7 +44,8 @@ from typing import Callable
 
 import libcst as cst
 
-from pgolf_audit.cstutil import LazyPositions, SourceParseError, dotted_name, parse_module
+from pgolf_audit.cstutil import SourceParseError, dotted_name, parse_module
+from pgolf_audit.lines import LineTable
 
 DEFAULT_MAX_OUTPUT_BYTES = 16 << 20
 DEFAULT_MAX_DEPTH = 8
@@ -633,7 +634,7 @@ class _LayerInterpreter:
         self.runtime_file = runtime_file
         self.module = module
         self.layer_index = layer_index
-        self.positions = LazyPositions(module)
+        self.positions = LineTable(module)  # wrapper layers are a few lines
         self.env: dict[str, object] = {}
         self.star_modules: list[str] = []
         self.codecs: list[str] = []
@@ -1633,7 +1634,7 @@ def unwrap(
             if not execs:
                 break
             others = [s for s in statements if s.kind == "other"]
-            positions = LazyPositions(module)
+            positions = LineTable(module)
             if others:
                 for statement in execs:
                     assert statement.call is not None

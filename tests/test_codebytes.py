@@ -10,7 +10,8 @@ import builtins
 import sys
 
 from pgolf_audit.codebytes import CountedFile, _top_level_texts, account_code, account_folder
-from pgolf_audit.cstutil import LazyPositions, parse_module
+from pgolf_audit.cstutil import parse_module
+from pgolf_audit.lines import LineTable
 from pgolf_audit.unwrap import make_wrapper, unwrap
 
 ENTRY = "train_gpt.py"
@@ -392,9 +393,15 @@ def test_wrapper_layer_imports_of_local_modules_count():
 def test_statement_texts_match_the_source():
     source = NGRAM_TRAINER + "\f\n# form feed and \u2028 inside comments\n" + NGRAM_TILT + "\n# footer comment\n"
     module = parse_module(source)
-    texts = _top_level_texts(module, source, LazyPositions(module))
-    assert texts[:-1] == [module.code_for_node(top) for top in module.body][:-1]
-    assert texts[-1] == module.code_for_node(module.body[-1]) + "\n# footer comment\n"
+    positions = LineTable(module, source)
+    texts = _top_level_texts(module, source, positions)
+    assert len(texts) == len(module.body)
+    # every line from the first statement on belongs to exactly one statement's text
+    first = positions.top_start_lines()[id(module.body[0])]
+    assert "".join(texts) == "\n".join(source.split("\n")[first - 1:])
+    for top, text in zip(module.body, texts):
+        assert module.code_for_node(top.with_changes(leading_lines=())).strip() in text
+    assert texts[-1].endswith("\n# footer comment\n")
 
 
 def test_account_folder_on_disk(tmp_path):

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from ..cstutil import SourceParseError, parse_module
+from ..cstutil import SourceParseError
 from ..model import CheckOutcome, CheckStatus, Finding, Location, Severity
 from . import ir
 from .flags import RunValues
 from .gating import Gate, GateEvaluator
-from .lines import LineTable
+from ..lines import LineTable
 from .program import Program, Site
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
     and every local Python module it imports (parsed once each)."""
     code = ctx.code
     module = ctx.code_module
-    # lines come from one plain code generation, and only if a finding asks (see lines.py)
-    entry = ir.build_file(code.origin, module, LineTable(module, code.source),
+    # the context's line table: computed only if a finding asks, shared with every other check
+    entry = ir.build_file(code.origin, module, ctx.code_positions,
                           wrapper=code.wrapper_name() if code.wrapped else None, is_entry=True, hooks=hooks)
     entry.source = code.source  # type: ignore[attr-defined]
     files = [entry]
@@ -123,7 +123,7 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
             except UnwrapError as exc:
                 problems.append(f"{path}: could not unwrap: {exc}")
                 continue
-            helper_module = parse_module(text)
+            helper_module = ctx.parse_source(path, text)  # shared with the code accounting
         except SourceParseError as exc:
             problems.append(f"{path}: not parseable: {exc}")
             continue

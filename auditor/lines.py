@@ -238,6 +238,15 @@ class LineTable:
     def top_span(self, top: cst.CSTNode) -> LineSpan:
         return self.span(top, top)
 
+    def top_start_lines(self) -> dict[int, int]:
+        """The first line of every top-level statement, keyed by ``id(statement)``: from the
+        text scan when it agrees with the module, else from one generation of the module."""
+        starts = self._starts()
+        if starts is not None:
+            return dict(starts)
+        state = self._generate_whole()
+        return {id(stmt): state.starts[stmt] for stmt in self._module.body if stmt in state.starts}
+
 
 def _span(state: _LineCountingState, node: cst.CSTNode, shift: int) -> LineSpan:
     start = state.starts.get(node)
