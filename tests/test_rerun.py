@@ -143,6 +143,7 @@ def test_markdown_review_has_the_reproduction_table(tiny, tiny_rerun):
     assert "#### Reproduction" in text
     assert f"| {SEED} | 0 |" in text
     assert "timings provisional" in text and str(out) in text
+    assert "the Reproduction section ran it" in text  # the footer never claims nothing ran
     assert (out / "report.json").is_file()  # the CLI also leaves its report beside the logs
 
 
