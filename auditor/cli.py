@@ -114,6 +114,36 @@ def _split_codes(values: tuple[str, ...]) -> list[str] | None:
     return codes or None
 
 
+def validated_selection(ruleset: str | None, select: tuple[str, ...], ignore: tuple[str, ...]):
+    """The --select/--ignore code prefixes, after checking them and --ruleset against the
+    registry and the ruleset files (a usage error names what is unknown)."""
+    if ruleset is not None:
+        try:
+            known = available_rulesets()
+        except RulesetError as exc:
+            raise UsageFailure(str(exc)) from None
+        if ruleset not in known:
+            raise UsageFailure(f"unknown ruleset {ruleset!r} (known: {', '.join(sorted(known))})")
+    select_codes, ignore_codes = _split_codes(select), _split_codes(ignore)
+    try:
+        registry.validate_prefixes((select_codes or []) + (ignore_codes or []))
+    except registry.UnknownRuleCode as exc:
+        raise UsageFailure(f"no rule code starts with {exc} (see `pgolf-audit rules`)") from None
+    return select_codes, ignore_codes
+
+
+def emit(report: AuditReport, text: str, output: Path | None) -> None:
+    """The rendered report to --output (with a one-line verdict on stderr) or to stdout."""
+    if output:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
+        click.echo(f"{report.verdict.value}: report written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 def exit_code_for(report: AuditReport, fail_on: str) -> int:
     verdicts = {r.verdict for r in report.results}
     if report.errors or Verdict.INCOMPLETE in verdicts or not report.results:
@@ -145,18 +175,7 @@ def exit_code_for(report: AuditReport, fail_on: str) -> int:
               help="Records tree: test against the best earlier record-track folder found there.")
 def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, preview, fail_on, against, records_root):
     """Audit record folders (or folders containing record folders)."""
-    if ruleset is not None:
-        try:
-            known = available_rulesets()
-        except RulesetError as exc:
-            raise UsageFailure(str(exc)) from None
-        if ruleset not in known:
-            raise UsageFailure(f"unknown ruleset {ruleset!r} (known: {', '.join(sorted(known))})")
-    select_codes, ignore_codes = _split_codes(select), _split_codes(ignore)
-    try:
-        registry.validate_prefixes((select_codes or []) + (ignore_codes or []))
-    except registry.UnknownRuleCode as exc:
-        raise UsageFailure(f"no rule code starts with {exc} (see `pgolf-audit rules`)") from None
+    select_codes, ignore_codes = validated_selection(ruleset, select, ignore)
     for label, folder in (("--against", against), ("--records-root", records_root)):
         if folder is not None and not folder.is_dir():
             raise UsageFailure(f"{label} {folder}: not a directory")
@@ -166,15 +185,7 @@ def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, prev
     )
     targets = list(paths) or [bundled_example()]
     report = audit_paths(targets, options)
-    text = render(report, fmt)
-    if output:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
-        click.echo(f"{report.verdict.value}: report written to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    emit(report, render(report, fmt), output)
     sys.exit(exit_code_for(report, fail_on))
 
 

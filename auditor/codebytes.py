@@ -165,12 +165,7 @@ class _ModuleScanner(cst.CSTVisitor):
         self.pending.clear()
 
     def line_of(self, node: cst.CSTNode) -> int | None:
-        if self.top is None:
-            return None
-        try:
-            return self.positions.span(node, self.top).start_line
-        except ValueError:
-            return None
+        return self.positions.line_of(node, self.top)
 
     def _collect_module_bindings(self) -> None:
         """``name = expr`` at module level (also under top-level if/try/with blocks); the

@@ -238,6 +238,16 @@ class LineTable:
     def top_span(self, top: cst.CSTNode) -> LineSpan:
         return self.span(top, top)
 
+    def line_of(self, node: cst.CSTNode, top: cst.CSTNode | None) -> int | None:
+        """The first line of ``node`` inside the top-level statement ``top``; None when
+        there is no statement or the node is not in it."""
+        if top is None:
+            return None
+        try:
+            return self.span(node, top).start_line
+        except ValueError:
+            return None
+
     def top_start_lines(self) -> dict[int, int]:
         """The first line of every top-level statement, keyed by ``id(statement)``: from the
         text scan when it agrees with the module, else from one generation of the module."""

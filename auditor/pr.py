@@ -556,23 +556,11 @@ def pr_command(repo, base, head, fmt, outputs, ruleset, select, ignore, preview,
     Exit codes: 0 pass, 1 findings at or above --fail-on, 2 incomplete audit or bad input
     (not a git repository, unknown revision, shallow clone without the merge base).
     """
-    from .cli import UsageFailure, _split_codes
+    from .cli import UsageFailure, validated_selection
     from .context import AuditOptions
     from .render import RENDERERS, render
-    from .ruleset import RulesetError, available as available_rulesets
 
-    if ruleset is not None:
-        try:
-            known = available_rulesets()
-        except RulesetError as exc:
-            raise UsageFailure(str(exc)) from None
-        if ruleset not in known:
-            raise UsageFailure(f"unknown ruleset {ruleset!r} (known: {', '.join(sorted(known))})")
-    select_codes, ignore_codes = _split_codes(select), _split_codes(ignore)
-    try:
-        registry.validate_prefixes((select_codes or []) + (ignore_codes or []))
-    except registry.UnknownRuleCode as exc:
-        raise UsageFailure(f"no rule code starts with {exc} (see `pgolf-audit rules`)") from None
+    select_codes, ignore_codes = validated_selection(ruleset, select, ignore)
     options = AuditOptions(ruleset=ruleset, select=select_codes, ignore=ignore_codes, preview=preview, fail_on=fail_on)
     try:
         report = audit_pull_request(repo, base, head, options)

@@ -646,12 +646,7 @@ class _LayerInterpreter:
     # -- errors and lines ----------------------------------------------------------------
 
     def line_of(self, node: cst.CSTNode) -> int | None:
-        if self.top is None:
-            return None
-        try:
-            return self.positions.span(node, self.top).start_line
-        except ValueError:
-            return None
+        return self.positions.line_of(node, self.top)
 
     def error(self, node: cst.CSTNode, message: str) -> UnwrapError:
         return UnwrapError(message, self.file, self.line_of(node), self.layer_index)

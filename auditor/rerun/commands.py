@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pgolf_audit.cli import UsageFailure, exit_code_for
+from pgolf_audit.cli import UsageFailure, emit, exit_code_for
 
 from .runner import DEFAULT_TIMEOUT_S, RerunRequest, RerunSetupError, run_rerun
 
@@ -100,14 +100,7 @@ def rerun_command(folder, nproc, device, seeds, data_path, tokenizer_path, env_i
     (out / ("review.md" if fmt == "markdown" else "report.json")).write_text(text, encoding="utf-8")
     if fmt == "markdown":
         (out / "report.json").write_text(render(report, "json"), encoding="utf-8")
-    if output:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
-        click.echo(f"{report.verdict.value}: report written to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    emit(report, text, output)
     if progress:
         progress(f"[rerun] {report.verdict.value}; logs and reports under {out}")
     sys.exit(exit_code_for(report, fail_on))
