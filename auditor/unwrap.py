@@ -1382,22 +1382,13 @@ class _LayerInterpreter:
         chunks: list[bytes] = []
         total = 0
         remaining_input = data
-        limit = self.limits.remaining
         while True:
             try:
                 decompressor = make()
             except (lzma.LZMAError, ValueError, TypeError) as exc:
                 raise self.error(node, f"bad lzma filter settings ({exc})") from None
             try:
-                chunk = decompressor.decompress(remaining_input, max_length=limit - total + 1)
-                while True:
-                    total += len(chunk)
-                    chunks.append(chunk)
-                    if total > limit:
-                        raise self.budget_error(node)
-                    if decompressor.eof or decompressor.needs_input:
-                        break
-                    chunk = decompressor.decompress(b"", max_length=limit - total + 1)
+                total = self.drain_stream(decompressor, remaining_input, chunks, total, node)
             except lzma.LZMAError as exc:
                 if chunks and whole and remaining_input is not data:
                     break  # like lzma.decompress: trailing data that is not a stream is ignored
@@ -1415,6 +1406,21 @@ class _LayerInterpreter:
         self.limits.remaining -= total
         self.codecs.append(tag)
         return b"".join(chunks)
+
+    def drain_stream(self, decompressor, data: bytes, chunks: list[bytes], total: int, node: cst.Call) -> int:
+        """Feed one stream to an lzma- or bz2-style decompressor, appending its output to
+        ``chunks`` without ever asking for more than the remaining output budget allows;
+        returns the new running total. Codec errors propagate to the caller."""
+        limit = self.limits.remaining
+        chunk = decompressor.decompress(data, max_length=limit - total + 1)
+        while True:
+            total += len(chunk)
+            chunks.append(chunk)
+            if total > limit:
+                raise self.budget_error(node)
+            if decompressor.eof or decompressor.needs_input:
+                return total
+            chunk = decompressor.decompress(b"", max_length=limit - total + 1)
 
     def lzma_filters(self, filters: object, node: cst.Call) -> list[dict[str, int]]:
         if not isinstance(filters, (list, tuple)) or not filters:
@@ -1496,20 +1502,11 @@ class _LayerInterpreter:
     def bz2_decode(self, data: bytes, node: cst.Call, *, whole: bool) -> bytes:
         chunks: list[bytes] = []
         total = 0
-        limit = self.limits.remaining
         pending = data
         while True:
             decompressor = bz2.BZ2Decompressor()
             try:
-                chunk = decompressor.decompress(pending, max_length=limit - total + 1)
-                while True:
-                    total += len(chunk)
-                    chunks.append(chunk)
-                    if total > limit:
-                        raise self.budget_error(node)
-                    if decompressor.eof or decompressor.needs_input:
-                        break
-                    chunk = decompressor.decompress(b"", max_length=limit - total + 1)
+                total = self.drain_stream(decompressor, pending, chunks, total, node)
             except (OSError, ValueError) as exc:
                 if chunks and whole and pending is not data:
                     break  # bz2.decompress ignores trailing data that is not a stream

@@ -22,11 +22,12 @@ from pgolf_audit.engine.cases import build_code_case_folder
 from pgolf_audit.rulebase import CodeCase, FolderCase, PrCase, RECORD_TRACK
 
 
-def _cases():
+def cases_of(case_type: type):
+    """One test parameter per example of this type in every rule's VALID and INVALID."""
     for cls in registry.all_rules():
         for kind in ("VALID", "INVALID"):
             for i, case in enumerate(getattr(cls, kind), 1):
-                if isinstance(case, FolderCase):
+                if isinstance(case, case_type):
                     yield pytest.param(cls, kind, case, id=f"{cls.CODE}-{kind}-{i}")
 
 
@@ -40,7 +41,7 @@ def run_folder_case(cls, case: FolderCase, tmp_path: Path):
     return [f for f in result.findings if f.code == cls.CODE], result
 
 
-@pytest.mark.parametrize("cls,kind,case", list(_cases()))
+@pytest.mark.parametrize("cls,kind,case", list(cases_of(FolderCase)))
 def test_folder_case(cls, kind, case, tmp_path):
     findings, result = run_folder_case(cls, case, tmp_path)
     crashed = [f for f in result.findings if f.code == "PG900"]
@@ -60,15 +61,7 @@ def test_folder_case(cls, kind, case, tmp_path):
 
 # ---- pull-request shape rules: each PrCase is a diff, no repository needed --------------------
 
-def _pr_cases():
-    for cls in registry.all_rules():
-        for kind in ("VALID", "INVALID"):
-            for i, case in enumerate(getattr(cls, kind), 1):
-                if isinstance(case, PrCase):
-                    yield pytest.param(cls, kind, case, id=f"{cls.CODE}-{kind}-{i}")
-
-
-@pytest.mark.parametrize("cls,kind,case", list(_pr_cases()))
+@pytest.mark.parametrize("cls,kind,case", list(cases_of(PrCase)))
 def test_pr_case(cls, kind, case):
     from pgolf_audit.pr import PullRequest, check_pull_request
 
@@ -92,21 +85,13 @@ def test_pr_case(cls, kind, case):
 
 # --------------------------------------------------------------------------- CodeCase (AST rules)
 
-def _code_cases():
-    for cls in registry.all_rules():
-        for kind in ("VALID", "INVALID"):
-            for i, case in enumerate(getattr(cls, kind), 1):
-                if isinstance(case, CodeCase):
-                    yield pytest.param(cls, kind, case, id=f"{cls.CODE}-{kind}-{i}")
-
-
 def run_code_case(cls, case: CodeCase, tmp_path: Path):
     folder = build_code_case_folder(case, tmp_path)
     result = audit_folder(folder, AuditOptions(select=[cls.CODE]))
     return [f for f in result.findings if f.code == cls.CODE], result
 
 
-@pytest.mark.parametrize("cls,kind,case", list(_code_cases()))
+@pytest.mark.parametrize("cls,kind,case", list(cases_of(CodeCase)))
 def test_code_case(cls, kind, case, tmp_path):
     findings, result = run_code_case(cls, case, tmp_path)
     crashed = [f for f in result.findings if f.code == "PG900"]

@@ -406,26 +406,10 @@ class LocalInfo:
         return name in self.closure_back(self.backward_names)
 
     def closure_back(self, names, limit: int = 400) -> set[str]:
-        seen = set(names)
-        stack = list(names)
-        while stack and len(seen) < limit:
-            n = stack.pop()
-            for d in self.deps.get(n, ()):
-                if d not in seen:
-                    seen.add(d)
-                    stack.append(d)
-        return seen
+        return _closure(names, self.deps, limit)
 
     def closure_forward(self, names, limit: int = 400) -> set[str]:
-        seen = set(names)
-        stack = list(names)
-        while stack and len(seen) < limit:
-            n = stack.pop()
-            for u in self.users.get(n, ()):
-                if u not in seen:
-                    seen.add(u)
-                    stack.append(u)
-        return seen
+        return _closure(names, self.users, limit)
 
 
 def _creates_slot_tensor(value: ir.X) -> bool:
@@ -487,3 +471,15 @@ def container_name(x: ir.X | None) -> str | None:
     if isinstance(x, ir.Name):
         return x.id
     return None
+
+
+def _closure(names, edges: dict, limit: int) -> set[str]:
+    """Every name reachable from ``names`` along ``edges``, stopping past ``limit`` names."""
+    seen = set(names)
+    stack = list(names)
+    while stack and len(seen) < limit:
+        for nxt in edges.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
