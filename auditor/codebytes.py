@@ -141,6 +141,9 @@ class _ModuleScanner(cst.CSTVisitor):
         self.top: cst.CSTNode | None = None
         self.aliases: dict[str, str] = {}
         self.bindings: dict[str, list[cst.BaseExpression]] = {}
+        # (name, id of the bound value): module-level bindings are seen twice, and a set keeps
+        # the check constant-time (a list scan was quadratic in the bindings of one name)
+        self.bound_values: set[tuple[str, int]] = set()
         self.imports: list[_Import] = []
         self.references: list[_PathReference] = []
         self.problems: list[str] = []
@@ -210,9 +213,10 @@ class _ModuleScanner(cst.CSTVisitor):
         else:
             return
         for name in names:
-            values = self.bindings.setdefault(name, [])
-            if not any(value is node.value for value in values):  # module-level ones are seen twice
-                values.append(node.value)  # type: ignore[arg-type]
+            key = (name, id(node.value))
+            if key not in self.bound_values:  # module-level ones are seen twice
+                self.bound_values.add(key)
+                self.bindings.setdefault(name, []).append(node.value)  # type: ignore[arg-type]
 
     def defer(self, handler: Callable[[cst.CSTNode], None], node: cst.CSTNode) -> None:
         self.pending.append((self.top, handler, node))

@@ -13,6 +13,7 @@ result is a list of ``RunRecord`` objects, each with its own headline metric.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -597,6 +598,56 @@ def _same_value(a: float, a_dec: int, b: float, b_dec: int) -> bool:
     return abs(a - b) <= 0.5 * 10.0 ** (-decimals) + 1e-12
 
 
+_MAX_INDEXED_DECIMALS = 15  # a float has no more significant decimals than this
+
+
+def _scaled(value: float, decimals: int) -> int | None:
+    """``value`` rounded to ``decimals`` places, as an integer (None for NaN and infinities,
+    which equal nothing)."""
+    if not math.isfinite(value):
+        return None
+    return math.floor(value * 10.0 ** min(decimals, _MAX_INDEXED_DECIMALS) + 0.5)
+
+
+class _SameValueIndex:
+    """Earlier metric lines by their rounded val_bpb, so that the nearest earlier line with the
+    same value (``_same_value``: compared at the coarser printed precision) is found with a few
+    dictionary lookups instead of a scan of every earlier line (quadratic on a log that repeats
+    its final line thousands of times)."""
+
+    def __init__(self) -> None:
+        # (decimals of the earlier line, comparison decimals, scaled value) -> latest index
+        self.latest: dict[tuple[int, int, int], int] = {}
+        self.latest_timed: dict[tuple[int, int, int], int] = {}  # lines with their own eval time
+        self.decimals: set[int] = set()
+
+    def add(self, index: int, metric: MetricLine) -> None:
+        decimals = min(metric.bpb_decimals, _MAX_INDEXED_DECIMALS)
+        self.decimals.add(decimals)
+        timed = metric.eval_time_ms is not None and metric.eval_time_borrowed_from is None
+        for places in range(decimals + 1):
+            scaled = _scaled(metric.val_bpb, places)
+            if scaled is None:
+                return
+            self.latest[(decimals, places, scaled)] = index
+            if timed:
+                self.latest_timed[(decimals, places, scaled)] = index
+
+    def nearest(self, finished: list[MetricLine], value: float, decimals: int, *, timed: bool = False) -> MetricLine | None:
+        table = self.latest_timed if timed else self.latest
+        best = -1
+        for earlier_decimals in self.decimals:
+            places = min(earlier_decimals, decimals, _MAX_INDEXED_DECIMALS)
+            center = _scaled(value, places)
+            if center is None:
+                return None
+            for scaled in (center - 1, center, center + 1):  # neighbours: values on a rounding boundary
+                index = table.get((earlier_decimals, places, scaled), -1)
+                if index > best and _same_value(finished[index].val_bpb, finished[index].bpb_decimals, value, decimals):
+                    best = index
+        return finished[best] if best >= 0 else None
+
+
 def _is_diagnostic(label: str) -> bool:
     lowered = label.lower()
     return any(lowered.startswith(p.lower()) for p in _DIAGNOSTIC_PREFIXES)
@@ -896,14 +947,13 @@ class _RunBuilder:
     def _finish_metrics(self) -> None:
         run = self.run
         finished: list[MetricLine] = []
+        earlier = _SameValueIndex()
         for metric in run.metrics:
-            earlier_same = [p for p in reversed(finished)
-                            if _same_value(p.val_bpb, p.bpb_decimals, metric.val_bpb, metric.bpb_decimals)]
+            nearest = earlier.nearest(finished, metric.val_bpb, metric.bpb_decimals)
             same_pass = None
             borrowed_from = None
             eval_ms = metric.eval_time_ms
-            if earlier_same:
-                nearest = earlier_same[0]
+            if nearest is not None:
                 if metric.eval_time_ms is None:
                     same_pass = nearest.line
                 else:
@@ -911,8 +961,7 @@ class _RunBuilder:
                     if earlier_ms is not None and abs(earlier_ms - metric.eval_time_ms) <= max(1000.0, 0.02 * earlier_ms):
                         same_pass = nearest.line
             if eval_ms is None:
-                timed = next((p for p in earlier_same if p.eval_time_ms is not None
-                              and p.eval_time_borrowed_from is None), None)
+                timed = earlier.nearest(finished, metric.val_bpb, metric.bpb_decimals, timed=True)
                 if timed is not None:
                     eval_ms, borrowed_from = timed.eval_time_ms, timed.line
             finished.append(MetricLine(
@@ -920,6 +969,7 @@ class _RunBuilder:
                 bpb_decimals=metric.bpb_decimals, eval_time_ms=eval_ms, eval_time_borrowed_from=borrowed_from,
                 line=metric.line, text=metric.text, diagnostic=metric.diagnostic, format=metric.format,
                 params=metric.params, same_pass_as=same_pass))
+            earlier.add(len(finished) - 1, finished[-1])
         run.metrics = finished
         eligible = [m for m in finished if m.format in _HEADLINE_FORMATS and not m.diagnostic]
         if eligible:
