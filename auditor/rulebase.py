@@ -48,6 +48,31 @@ NON_RECORD_TRACK = "track_non_record_16mb"
 TRACKS = (RECORD_TRACK, NON_RECORD_TRACK)
 
 
+# The launch README (2026-03-18): "you can't cheat on your test loss". Rulings that spell out
+# what that means (score before update, normalized distributions, no validation data in
+# training) hold from launch, including for the pull request a ruling was first made on.
+LAUNCH_DATE = "2026-03-18"
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """The ruling a legality rule enforces: its rules-catalogue id, the date from which
+    submissions are held to it, where it was made, and whether it is disputed.
+
+    ``date`` is the launch date for rulings that spell out a launch rule; it is the ruling's
+    own date for one that restricted a practice maintainers had already merged (code dated
+    before it gets info naming the ruling). A disputed ruling gives at most a warning.
+    """
+
+    id: str
+    date: str = LAUNCH_DATE
+    source: str = "launch README"
+    disputed: bool = False
+
+    def describe(self) -> str:
+        return f"{self.id}, {self.source}, {self.date}" + (" (disputed)" if self.disputed else "")
+
+
 class SkipCheck(Exception):
     """The check does not apply to this folder (the reason is shown under 'checks')."""
 
@@ -238,6 +263,8 @@ class AstRule(Rule):
     KIND: ClassVar[str] = "ast"
     CATEGORY: ClassVar[Category] = Category.LEGALITY
     CONFIDENCE: ClassVar[Confidence] = Confidence.MEDIUM
+    # the ruling the rule enforces (a hit may name another with ``Hit.ruling``)
+    RULING: ClassVar[Ruling] = Ruling("R-EVAL-C1-CAUSAL")
 
     def check(self, program: Any) -> Iterator[Any]:
         raise NotImplementedError

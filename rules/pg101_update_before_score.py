@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pgolf_audit.engine import describe as d
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _TRAIN_THEN_SCORE = '''
 import torch
@@ -136,6 +136,7 @@ class UpdateBeforeScore(AstRule):
     NAME = "update-before-score"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-TTT-SCORE-FIRST", "R-EVAL-C3-SCORE-BEFORE-UPDATE", "R-TTT-NO-PREEVAL")
+    RULING = Ruling("R-TTT-SCORE-FIRST", source="README FAQ: test-time training only on tokens already scored (fc6332a9c, 03-20)")
 
     VALID = [
         CodeCase(_SCORE_FIRST, "score-first chunk loop with an is_last_chunk guard and several epochs per chunk"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pgolf_audit.engine import describe as d
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _PREQUANT = '''
 import os
@@ -119,6 +119,7 @@ class AdaptOnUnscoredVal(AstRule):
     NAME = "adapt-on-unscored-val"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-TTT-NO-PREEVAL", "R-TTT-NO-PREQUANT-VAL", "R-EVAL-C3-SCORE-BEFORE-UPDATE")
+    RULING = Ruling("R-TTT-NO-PREEVAL", source="README FAQ (fc6332a9c, 03-20); #402; valerio-oai on #1376")
 
     VALID = [
         CodeCase(_TRAIN_SLICE, "pre-quant adaptation on a training shard slice (#1554)"),

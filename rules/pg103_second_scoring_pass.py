@@ -5,7 +5,7 @@ from __future__ import annotations
 from pgolf_audit.engine import describe as d
 from pgolf_audit.engine import ir
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _MULTI_EPOCH = '''
 import torch
@@ -115,6 +115,7 @@ class SecondScoringPass(AstRule):
     NAME = "second-scoring-pass"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-EVAL-C4-SINGLE-PASS", "R-MULTIPASS-NO-RESCORE", "R-TTT-NO-MULTIEPOCH-RESCORE")
+    RULING = Ruling("R-EVAL-C4-SINGLE-PASS", source="valerio-oai on #568 and #991; #1017 C4")
 
     VALID = [
         CodeCase(_FIRST_ENCOUNTER, "per-document multi-epoch TTT scoring only the first epoch"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pgolf_audit.engine import describe as d
 from pgolf_audit.engine.tokens import token_facts
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 HASHED_MIXER = '''
 import numpy as np
@@ -83,6 +83,7 @@ class TargetInCacheKey(AstRule):
     NAME = "target-in-cache-key"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-NGRAM-NO-TARGET-KEYED-PROB", "R-EVAL-C1-CAUSAL", "R-EVAL-C2-NORMALIZED")
+    RULING = Ruling("R-NGRAM-NO-TARGET-KEYED-PROB", source="valerio-oai on #779 and #982 (03-27)")
 
     VALID = [
         CodeCase(NORMALIZED_ROW, "a normalised next-token row for the prefix, updated after scoring"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pgolf_audit.engine import describe as d
 from pgolf_audit.engine.tokens import token_facts
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 WITHIN_GATE = '''
 import os
@@ -77,6 +77,7 @@ class GateOnScoredToken(AstRule):
     NAME = "gate-on-scored-token"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-NGRAM-NO-TARGET-GATE", "R-EVAL-C1-CAUSAL")
+    RULING = Ruling("R-NGRAM-NO-TARGET-GATE", source="organizers on #659; #1420 causality fix")
 
     VALID = [
         CodeCase(PREFIX_GATE, "a within-word gate on the previous token (the prefix)"),

@@ -10,7 +10,7 @@ from pgolf_audit.engine.patterns import BYTE_MODEL_RE
 from pgolf_audit.engine.program import Site
 from pgolf_audit.engine.tokens import token_facts
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 from .pg104_target_in_cache_key import HASHED_MIXER
 
@@ -70,6 +70,7 @@ class UnnormalizedDistribution(AstRule):
     NAME = "unnormalized-distribution"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-EVAL-C2-NORMALIZED", "R-PPM-BYTE-MIXTURE-C2", "R-NGRAM-NORMALIZED-TILT")
+    RULING = Ruling("R-EVAL-C2-NORMALIZED", source="valerio-oai on #779/#982; #1017 C2; cocohearts #1902")
 
     VALID = [
         CodeCase('''

@@ -7,7 +7,7 @@ import re
 from pgolf_audit.engine import describe as d
 from pgolf_audit.engine import ir
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _SLOT = '''
 import os
@@ -85,6 +85,9 @@ def _selectors(x: ir.X | None, func, program, depth: int = 0) -> set[str]:
     return out
 
 
+_CONTEXT_SLOT_RULING = Ruling("R-SLOT-CONTEXT-ONLY", source="#1336 (never ruled on)", disputed=True)
+
+
 class SlotOnScoredRegion(AstRule):
     """A per-window delta or logit bias is optimised against the targets it then scores (SLOT).
 
@@ -121,6 +124,7 @@ class SlotOnScoredRegion(AstRule):
     NAME = "slot-on-scored-region"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-SLOT-NO-SCORED-REGION", "R-SLOT-CONTEXT-ONLY", "R-EVAL-C1-CAUSAL")
+    RULING = Ruling("R-SLOT-NO-SCORED-REGION", source="#1240 flip test; closures of #1229/#1329/#1430; #1017 C1/C3")
 
     VALID = [
         CodeCase('''
@@ -185,6 +189,7 @@ class SlotOnScoredRegion(AstRule):
                     f"maintainer's decision (R-SLOT-CONTEXT-ONLY, #1336)"
                 )
                 yield self.hit(upd.site, message, severity=Severity.WARNING, related=d.related_sites(score, upd),
+                               ruling=_CONTEXT_SLOT_RULING,
                                weights=weights)
                 continue
             region = ", ".join(sorted(s.split(":", 1)[1] for s in (loss_sel & score_sel))) or "the whole window"

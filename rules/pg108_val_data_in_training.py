@@ -9,7 +9,7 @@ from pgolf_audit.engine import ir
 from pgolf_audit.engine.patterns import CALIBRATION_RE, VAL_FILE_RE, VAL_NAME_RE, WARMUP_RE
 from pgolf_audit.engine.program import Site, target_names
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _TRAIN_NAME = re.compile(r"train", re.I)
 
@@ -107,6 +107,7 @@ class ValDataInTraining(AstRule):
     NAME = "val-data-in-training"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-DATA-NO-VAL-IN-TRAINING", "R-DATA-NO-VAL-CALIB", "R-TTT-WARMUP-NO-VAL")
+    RULING = Ruling("R-DATA-NO-VAL-IN-TRAINING", source="README FAQ (2cff08e1a, 03-20, after #44 and #168)")
 
     VALID = [
         CodeCase(_GPTQ.replace("SOURCE", "generate_calibration_tokens(model, 64 * 2048, temperature=0.8)"),
@@ -186,7 +187,8 @@ class ValDataInTraining(AstRule):
                     yield self.hit(ev.site, (
                         f"{d.snippet(ev.site)} at {d.where(ev.site)} runs backward on validation tokens in a "
                         f"warmup/compile pass (`{func.qualname}`): warmups must use synthetic or training tokens "
-                        f"(R-TTT-WARMUP-NO-VAL; #1530 was flagged, then merged)"), severity=Severity.WARNING)
+                        f"(R-TTT-WARMUP-NO-VAL; #1530 was flagged, then merged)"), severity=Severity.WARNING,
+                        ruling=_WARMUP_RULING)
         yield from self._calibration(program)
         yield from self._paths(program)
         for func in program.functions:
@@ -264,6 +266,10 @@ def _calibrates(func, program) -> bool:
         if isinstance(call.func, ir.Attr) and call.func.attr in ("register_forward_hook", "register_forward_pre_hook"):
             return True
     return False
+
+
+_WARMUP_RULING = Ruling("R-TTT-WARMUP-NO-VAL", source="dexhunter and msisovic on #1530, merged by cocohearts",
+                        disputed=True)
 
 
 def _is_warmup(ev, func) -> bool:

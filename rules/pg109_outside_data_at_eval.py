@@ -9,7 +9,7 @@ from pgolf_audit.engine import ir
 from pgolf_audit.engine.patterns import NETWORK_COMMAND_RE, NETWORK_MODULES, NETWORK_PREFIXES
 from pgolf_audit.engine.program import Site
 from pgolf_audit.model import Confidence, Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _LOAD_CALLS = {"torch.load", "numpy.load", "np.load", "numpy.fromfile", "np.fromfile", "pickle.load", "joblib.load",
                "safetensors.torch.load_file"}
@@ -79,6 +79,7 @@ class OutsideDataAtEval(AstRule):
     SEVERITY = Severity.ERROR
     CONFIDENCE = Confidence.HIGH
     REFERENCES = ("R-DATA-NO-EXTERNAL-AT-EVAL",)
+    RULING = Ruling("R-DATA-NO-EXTERNAL-AT-EVAL", source="README FAQ")
 
     VALID = [
         CodeCase('''

@@ -9,7 +9,7 @@ from pgolf_audit.engine import ir
 from pgolf_audit.engine.patterns import BOS_RE, TOKEN_IDS_RE
 from pgolf_audit.engine.program import Site
 from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import AstRule, CodeCase
+from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
 _MIXER_RE = re.compile(r"smear|shift|prev|lookback|lag|carry|mix|token_?shift", re.I)
 _NOT_HIDDEN_RE = re.compile(r"logit|loss|nll|target|label|pred|mask|prob|lp$|logp", re.I)
@@ -98,6 +98,7 @@ class CrossDocumentMixing(AstRule):
     NAME = "cross-document-mixing"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-SMEAR-BOS", "R-EVAL-C1-CAUSAL")
+    RULING = Ruling("R-SMEAR-BOS", date="2026-04-25", source="cocohearts' audit of #1797 (issuecomment-4322526174)")
 
     VALID = [
         CodeCase(_SMEAR_MASKED, "SmearGate with a not_bos mask from the caller"),

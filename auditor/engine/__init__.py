@@ -28,6 +28,7 @@ from .flags import RunValues
 from .gating import Gate, GateEvaluator
 from ..lines import LineTable
 from .program import Program, Site
+from ..rulebase import Ruling
 
 if TYPE_CHECKING:
     from ..context import AuditContext
@@ -51,6 +52,8 @@ class Hit:
     also_guarded_by: list[Site] = field(default_factory=list)
     # leave the severity alone whatever the flags say (meta findings)
     ungated: bool = False
+    # the ruling this hit enforces when it is not the rule's own (``AstRule.RULING``)
+    ruling: Ruling | None = None
 
 
 class CodeProgram(Program):
@@ -264,6 +267,11 @@ def to_finding(rule: "AstRule", hit: Hit, program: CodeProgram, ctx: "AuditConte
         related.extend(logs)
         if gate.involves_flags:
             values["flags"] = [u.describe() for u in _flag_uses(gate)]
+        ruling = hit.ruling or rule.RULING
+        severity, ruling_note = apply_ruling(severity, ruling, ctx.date if ctx is not None else None)
+        if ruling_note:
+            message = f"{message} [{ruling_note}]"
+        values["ruling"] = ruling.describe()
     return rule.finding(message, location=site_location(hit.site, ctx), excerpt=site_excerpt(hit.site),
                         values=values, related=related, severity=severity)
 
@@ -301,7 +309,9 @@ def decide(severity: Severity, gate: Gate, program: CodeProgram) -> tuple[Severi
     undecided = [o for o in outcomes if o.enabled is None]
     if undecided:
         texts = ", ".join(dict.fromkeys(t for o in undecided for t in o.undecided)) or "its guard"
-        return severity, f"could not tell whether it runs: `{texts}` is not decidable statically", []
+        # the code may never run: a reviewer confirms, the audit does not fail it
+        lowered = Severity.WARNING if severity is Severity.ERROR else severity
+        return lowered, f"could not tell whether it runs: `{texts}` is not decidable statically", []
     # disabled everywhere: by the logs, or only by code defaults nobody printed
     by_logs = bool(program.runs) and all(_disabled_by_logs(program, gate, o) for o in outcomes)
     uses = ", ".join(dict.fromkeys(u.describe() for o in outcomes for u in o.uses))
@@ -312,6 +322,19 @@ def decide(severity: Severity, gate: Gate, program: CodeProgram) -> tuple[Severi
         return severity, f"disabled by default: {uses}", []
     return Severity.WARNING, (f"disabled only by the code default ({uses}); no log shows the value the runs used, "
                               f"so it cannot be confirmed off"), []
+
+
+def apply_ruling(severity: Severity, ruling: Ruling, code_date: str | None) -> tuple[Severity, str]:
+    """The severity under the ruling's date and standing: code dated before a ruling that
+    restricted an accepted practice gets info; a disputed ruling gives at most a warning."""
+    if severity is Severity.INFO:
+        return severity, ""
+    if code_date and code_date[:10] < ruling.date:
+        return Severity.INFO, (f"the submission is dated {code_date[:10]}, before the ruling it would break "
+                               f"({ruling.id}, {ruling.source}, {ruling.date})")
+    if ruling.disputed and severity is Severity.ERROR:
+        return Severity.WARNING, f"{ruling.id} is disputed ({ruling.source}): a maintainer decides"
+    return severity, ""
 
 
 def _disabled_by_logs(program: CodeProgram, gate: Gate, outcome) -> bool:

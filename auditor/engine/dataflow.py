@@ -70,6 +70,9 @@ _PATH_CALLS = {"join", "glob", "iglob", "sorted", "Path", "str", "format", "expa
 _EVAL_NAME_RE = re.compile(r"^(?:eval|evaluate|score)(?:_|$)|_(?:eval|evaluate)$")
 _LOSS_CALLS = {"cross_entropy", "nll_loss", "log_softmax", "binary_cross_entropy", "kl_div", "CrossEntropyLoss"}
 _STATEFUL_CALLS = {"next", "__next__", "next_batch", "get_batch", "sample_batch", "pop", "popleft"}
+# Calls that load saved weights: where a script reads its artifact back for evaluation.
+WEIGHT_LOADS = frozenset({"torch.load", "pickle.load", "pickle.loads", "safetensors.torch.load_file",
+                          "safetensors.torch.load", "torch.jit.load"})
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class Origin:
 
 @dataclass
 class Event:
-    kind: str                 # score update cache read quant restore
+    kind: str                 # score update cache read quant load restore
     site: Site
     origins: frozenset
     detail: str = ""          # weights/slot for updates; callee name for inlined events
@@ -222,7 +225,7 @@ class State:
     scored, which has been adapted on (and whether it had been scored first), weight
     snapshots, and whether the artifact has been written yet."""
 
-    __slots__ = ("env", "scored", "adapted", "snapshots", "after_artifact", "computed")
+    __slots__ = ("env", "scored", "adapted", "snapshots", "after_artifact", "wrote", "dead", "computed")
 
     def __init__(self):
         self.env: dict[str, frozenset] = {}
@@ -230,7 +233,12 @@ class State:
         self.scored: dict[Origin, Event] = {}
         self.adapted: dict[Origin, Adapt] = {}
         self.snapshots: dict[str, dict[Origin, Adapt]] = {}
+        # the artifact has been loaded back for evaluation (see ``Simulation.event``)
         self.after_artifact = False
+        # something was quantized or serialized outside a loop (a candidate artifact)
+        self.wrote = False
+        # the path ended here (``return``/``raise``): nothing after it runs on this path
+        self.dead = False
 
     def copy(self) -> "State":
         st = State()
@@ -239,10 +247,17 @@ class State:
         st.adapted = dict(self.adapted)
         st.snapshots = dict(self.snapshots)
         st.after_artifact = self.after_artifact
+        st.wrote = self.wrote
+        st.dead = self.dead
         st.computed = dict(self.computed)
         return st
 
     def merge(self, other: "State") -> None:
+        if other.dead:
+            return  # a branch that returned does not reach the code after the `if`
+        if self.dead:
+            self.take(other)
+            return
         for k, v in other.env.items():
             mine = self.env.get(k)
             self.env[k] = v if mine is None else (mine | v)
@@ -257,9 +272,14 @@ class State:
         for k, v in other.snapshots.items():
             self.snapshots.setdefault(k, v)
         self.after_artifact = self.after_artifact or other.after_artifact
+        self.wrote = self.wrote or other.wrote
         for k, v in other.computed.items():
             if v > self.computed.get(k, -1):
                 self.computed[k] = v
+
+    def take(self, other: "State") -> None:
+        for slot in self.__slots__:
+            setattr(self, slot, getattr(other, slot))
 
 
 def _same_step(a: Elem, b: Elem) -> bool:
@@ -311,6 +331,7 @@ class Analysis:
         self.stores: dict[ir.FunctionIR, list[Selection]] = {}
         self.attr_readers: dict[str, set] = {}
         self.global_readers: dict[str, set] = {}
+        self.reads_back = _reads_weights_back(program)
         self._run()
 
     # ---- driver
@@ -597,7 +618,7 @@ class Simulation:
         # canonical score-first order so that they do not report it again
         reported_here = bool(self.incidents)
         for ev in self.events:
-            if ev.kind not in ("score", "update", "cache", "quant", "read") or ev.seq in self.undone:
+            if ev.kind not in ("score", "update", "cache", "quant", "load", "read") or ev.seq in self.undone:
                 continue
             origins = frozenset(o for o in (self._export_origin(o) for o in ev.origins) if o is not None)
             if ev.kind in ("score", "update", "cache", "read") and not origins:
@@ -679,6 +700,8 @@ class Simulation:
     # ---- statements
     def block(self, body: list[ir.S], st: State) -> None:
         for s in body:
+            if st.dead:
+                return  # after `return`/`raise` on this path
             self.stmt = s
             self.statement(s, st)
 
@@ -693,6 +716,7 @@ class Simulation:
                 self.returns.update(origins)
                 if any(o.root == "SCORE" for o in origins):
                     self.returns_score = True
+            st.dead = True
         elif isinstance(s, ir.If):
             self.branch(s, st)
         elif isinstance(s, ir.Loop):
@@ -706,6 +730,8 @@ class Simulation:
         elif isinstance(s, ir.Try):
             self.block(s.body, st)
             self.block(s.orelse, st)
+            # an exception handler may carry on after a body that returned or raised
+            st.dead = False
             self.block(s.final, st)
         elif isinstance(s, ir.ClassS):
             if self.func.is_module:
@@ -713,6 +739,8 @@ class Simulation:
         elif isinstance(s, ir.Flow):
             if s.value is not None:
                 self.ev(s.value, st)
+            if s.kind == "raise":
+                st.dead = True
 
     def class_body(self, body: list[ir.S], st: State) -> None:
         for s in body:
@@ -911,6 +939,10 @@ class Simulation:
                     st.env[n] = frozenset(bound)
             self.block(s.body, st)
             self.loops.pop()
+            if st.dead:
+                # the body returned on this path; the loop may also end normally (or not run)
+                st.dead = False
+                break
         self.collapse(s, st)
         self.block(s.orelse, st)
 
@@ -1106,8 +1138,10 @@ class Simulation:
                 self.a.is_val(o, self.func) and o.via != "files" for a in args for o in a if o.is_data):
             # validation tokens written into the artifact (a "paid prefix")
             self.stores.append(Selection(site, frozenset(), tuple(self.loops)))
+        if qual in WEIGHT_LOADS:
+            self.event("load", site, frozenset(), st, detail=qual)
         if qual == "torch.save" and x.args:
-            self.event("quant", site, frozenset(), st, detail="torch.save")
+            self.event("quant", site, frozenset(), st, detail="checkpoint" if _is_checkpoint(x.args[0]) else "torch.save")
             path = x.arg(1, "f")
             if isinstance(path, ir.Const) and isinstance(path.value, str) and _mentions_state(x.args[0]):
                 st.snapshots["file:" + path.value] = self._weights(st)
@@ -1210,8 +1244,8 @@ class Simulation:
                 self.score(site, origins, st, None, inner=inner, detail=callee.name)
             elif ex.kind in ("update", "cache"):
                 self.event(ex.kind, site, origins, st, detail=ex.detail, inner=inner)
-            elif ex.kind == "quant":
-                self.event("quant", site, frozenset(), st, detail=ex.detail, inner=inner)
+            elif ex.kind in ("quant", "load"):
+                self.event(ex.kind, site, frozenset(), st, detail=ex.detail, inner=inner)
             elif ex.kind == "read":
                 self.event("read", site, origins, st, detail=ex.detail, inner=inner)
         for pname in summary.restores:
@@ -1391,7 +1425,11 @@ class Simulation:
         elif kind == "quant":
             self.quant_seqs.append(ev.seq)
             if not self.loops:  # a checkpoint inside the training loop is not the artifact
-                st.after_artifact = True
+                st.wrote = True
+                if not self.a.reads_back and detail != "checkpoint":
+                    st.after_artifact = True
+        elif kind == "load" and st.wrote:
+            st.after_artifact = True
         return ev
 
     def _scored_this_iteration(self, o: Origin, st: State) -> bool:
@@ -1714,6 +1752,23 @@ def _file_origins(text: str) -> frozenset:
     if TRAIN_FILE_RE.search(text):
         return frozenset((Origin("TRAIN", (), "files"),))
     return frozenset()
+
+
+def _is_checkpoint(saved: ir.X) -> bool:
+    """``torch.save(model.state_dict(), path)``: the raw weights, saved to be measured or
+    reloaded, not the compressed artifact the submission is scored on."""
+    return isinstance(saved, ir.Call) and isinstance(saved.func, ir.Attr) and saved.func.attr == "state_dict"
+
+
+def _reads_weights_back(program: Program) -> bool:
+    """Whether the script loads saved weights anywhere (``torch.load`` and friends). Such a
+    script evaluates what it reads back, so its evaluation starts at that read; a script that
+    never reads back evaluates in memory from the first quantization or serialization."""
+    for func in program.functions:
+        for call, _stmt in func.calls:
+            if (program.qualify(call.func, func) or "") in WEIGHT_LOADS:
+                return True
+    return False
 
 
 def _mentions_state(x: ir.X) -> bool:

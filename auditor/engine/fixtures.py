@@ -129,9 +129,12 @@ def compare(fixture: Fixture, findings, codes: set[str] | None = None) -> Compar
     for f in findings:
         if codes is not None and f.code not in codes:
             continue
-        if f.location is None or f.location.start_line is None:
-            continue
-        reported.setdefault((f.code, f.location.path, f.location.start_line), []).append(f)
+        # a finding stands for every occurrence it covers (one finding per problem)
+        places = [f.location] + [c.get("location") for c in getattr(f, "covers", None) or ()]
+        for loc in places:
+            if loc is None or loc.start_line is None:
+                continue
+            reported.setdefault((f.code, loc.path, loc.start_line), []).append(f)
     claimed: set[tuple[str, str, int]] = set()
     for e in fixture.expectations:
         if codes is not None and e.code not in codes:

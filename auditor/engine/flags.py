@@ -167,6 +167,15 @@ class Definitions:
             if isinstance(s, ir.ClassS):
                 self._collect_body(s.cls.body, func, in_class=True)
                 continue
+            if isinstance(s, ir.Assign) and s.op is not None:
+                # `self.total += n`: the value changes as the program runs, so no single
+                # definition decides it
+                for t in s.targets:
+                    if isinstance(t, ir.Attr):
+                        self.attrs.setdefault(t.attr, []).append((ir.Other(None, "aug", []), func))
+                    elif isinstance(t, ir.Name) and (in_class or func.is_module):
+                        (self.attrs if in_class else self.names).setdefault(t.id, []).append(
+                            (ir.Other(None, "aug", []), func))
             if isinstance(s, ir.Assign) and s.op is None and s.value is not None:
                 for t in s.targets:
                     if isinstance(t, ir.Name):
@@ -275,6 +284,9 @@ class Evaluator:
 
     def _attr(self, attr: str, depth: int) -> Any:
         defs = self.defs.attrs.get(attr)
+        # `self.smear = h.smear` copies the attribute of the same name: an alias, not a
+        # second definition
+        defs = [(x, f) for x, f in defs or () if not (isinstance(x, ir.Attr) and x.attr == attr)]
         if not defs:
             return UNKNOWN
         return self._single(defs, depth, attr)

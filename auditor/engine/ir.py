@@ -566,15 +566,16 @@ class Builder:
 
     @staticmethod
     def _apply_early_exits(stmts: list[S]) -> list[S]:
-        """Statements after ``if c: return`` (or raise/continue/break) run only when ``c``
-        is false: add that to their guards, which is what a feature flag check like
-        ``if not args.ttt_enabled: return`` means."""
+        """Statements after ``if c: return`` (or continue/break) run only when ``c`` is
+        false: add that to their guards, which is what a feature flag check like ``if not
+        args.ttt_enabled: return`` means. ``if c: raise ...`` is a sanity check, not a
+        switch: a run that logged its result passed it, so it adds no guard."""
         extra: tuple = ()
         for s in stmts:
             if extra:
                 _add_guards(s, extra)
             if isinstance(s, If) and not s.orelse and s.body and isinstance(s.body[-1], (Return, Flow)) \
-                    and (isinstance(s.body[-1], Return) or s.body[-1].kind in ("raise", "continue", "break")):
+                    and (isinstance(s.body[-1], Return) or s.body[-1].kind in ("continue", "break")):
                 extra = extra + ((s.test, False),)
         return stmts
 

@@ -86,24 +86,30 @@ class TokenFacts:
                     self.target_subs.add(id(x))
 
     def _is_target_expr(self, x: ir.X) -> bool:
-        if x.names & self.tainted:
+        if value_names(x) & self.tainted:
             return True
         if not self.target_subs:
             return False
         return any(id(y) in self.target_subs for y in ir.walk(x))
 
     def _taint(self) -> set[str]:
+        """Names holding the target token's value: target-named variables, the target
+        argument of the loss, and what is computed from them. Positions are kept apart from
+        values: the index of ``enumerate``, a ``range`` loop variable and sizes (``len``,
+        ``.size()``, ``.numel()``, ``.shape``) never carry a token's value."""
         tainted: set[str] = set()
         names = set(self.info.assigned) | {p.lstrip("*") for p in self.func.params} | set(self.func.name_refs)
         for n in names:
             if TARGET_NAME_RE.match(n):
                 tainted.add(n)
+        tainted |= loss_target_names(self.program, self.func)
+        positions = loop_positions(self.func)
         self.tainted = tainted
         changed = True
         while changed:
             changed = False
             for name, values in self.info.defs.items():
-                if name in tainted:
+                if name in tainted or name in positions:
                     continue
                 if any(self._is_target_expr(v) for v in values):
                     tainted.add(name)
@@ -261,6 +267,80 @@ class TokenFacts:
                             if isinstance(side, (ir.Name, ir.Attr)) and not (side.names & self.tainted):
                                 out.append(side)
         return out
+
+
+_SIZE_CALLS = frozenset({"len", "size", "numel", "dim", "range"})
+_SIZE_ATTRS = frozenset({"shape", "ndim", "dtype", "device"})
+
+
+def value_names(x: ir.X) -> set[str]:
+    """The names whose value ``x`` carries: not those it only measures (``len(tokens)``,
+    ``tokens.size(0)``, ``tokens.shape``)."""
+    out: set[str] = set()
+    stack = [x]
+    while stack:
+        y = stack.pop()
+        if isinstance(y, ir.Call):
+            f = y.func
+            name = f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
+            if name in _SIZE_CALLS:
+                continue
+        elif isinstance(y, ir.Attr) and y.attr in _SIZE_ATTRS:
+            continue
+        elif isinstance(y, ir.Name):
+            out.add(y.id)
+            continue
+        if not isinstance(y, ir.Lambda):
+            stack.extend(y.children())
+    return out
+
+
+def loop_positions(func: ir.FunctionIR) -> set[str]:
+    """Loop variables that are positions, not token values: ``i`` in ``for i, w in
+    enumerate(ws)`` and ``p`` in ``for p in range(n)``."""
+    out: set[str] = set()
+    for s in ir.walk_statements(func.body):
+        if not isinstance(s, ir.Loop) or s.kind != "for" or s.target is None or not isinstance(s.iter, ir.Call):
+            continue
+        f = s.iter.func
+        name = f.id if isinstance(f, ir.Name) else (f.attr if isinstance(f, ir.Attr) else "")
+        if name == "range":
+            out.update(target_names(s.target))
+        elif name == "enumerate" and isinstance(s.target, ir.Seq) and s.target.items:
+            out.update(target_names(s.target.items[0]))
+    return out
+
+
+_LOSS_TARGET_ARG = {"cross_entropy": (1, "target"), "nll_loss": (1, "target"), "CrossEntropyLoss": (1, "target")}
+
+
+def loss_target_names(program: Program, func: ir.FunctionIR) -> set[str]:
+    """Names passed as the target of a loss call in ``func`` (``F.cross_entropy(logits, y)``):
+    what is scored, whatever it is called."""
+    out: set[str] = set()
+    for _s, x in program.expressions(func):
+        if not isinstance(x, ir.Call):
+            continue
+        f = x.func
+        name = f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
+        spec = _LOSS_TARGET_ARG.get(name)
+        if spec is None:
+            continue
+        arg = x.arg(*spec)
+        if arg is None:
+            continue
+        # `y.reshape(-1)`, `y[:, s:]`: the name whose values are the targets
+        base = arg
+        while isinstance(base, (ir.Call, ir.Sub, ir.Attr)):
+            if isinstance(base, ir.Call):
+                if not isinstance(base.func, ir.Attr):
+                    break
+                base = base.func.base
+            else:
+                base = base.base
+        if isinstance(base, ir.Name):
+            out.add(base.id)
+    return out
 
 
 def _offset(x: ir.X | None) -> tuple[str, int] | None:
