@@ -29,6 +29,15 @@ class Significance:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """How maintainers applied a requirement on the ruleset's date, with its rules-catalogue id."""
+
+    min_seeds_severity: str = "error"       # "error" | "warning" | "info"
+    min_seeds_source: str = "R-SIG-README"
+    significance_source: str = "R-SIG-README"
+
+
+@dataclass(frozen=True)
 class TrackLimits:
     track: str
     title: str
@@ -36,16 +45,23 @@ class TrackLimits:
     artifact_bytes_max: int
     train_seconds_max: float | None
     train_step_tolerance_max_seconds: float
+    train_step_tolerance_steps: float
     eval_seconds_max: float | None
     min_seeds: int
     hardware: str | None
     world_size: int | None
     gpu_pattern: str | None
     significance: Significance | None
+    policy: Policy = field(default_factory=Policy)
+
+    def train_tolerance(self, step_seconds: float) -> float:
+        """Seconds past ``train_seconds_max`` that the stop check after a step explains."""
+        return min(self.train_step_tolerance_steps * step_seconds, self.train_step_tolerance_max_seconds)
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "significance"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("significance", "policy")}
         data["significance"] = dict(self.significance.__dict__) if self.significance else None
+        data["policy"] = dict(self.policy.__dict__)
         return data
 
 
@@ -73,12 +89,14 @@ def _track(name: str, data: dict[str, Any]) -> TrackLimits:
         artifact_bytes_max=int(data["artifact_bytes_max"]),
         train_seconds_max=data.get("train_seconds_max"),
         train_step_tolerance_max_seconds=float(data.get("train_step_tolerance_max_seconds", 0.0)),
+        train_step_tolerance_steps=float(data.get("train_step_tolerance_steps", 1.0)),
         eval_seconds_max=data.get("eval_seconds_max"),
         min_seeds=int(data.get("min_seeds", 1)),
         hardware=data.get("hardware"),
         world_size=data.get("world_size"),
         gpu_pattern=data.get("gpu_pattern"),
         significance=Significance(**sig) if sig else None,
+        policy=Policy(**data.get("policy", {})),
     )
 
 

@@ -75,7 +75,7 @@ class ComplianceClaimContradicted(Check):
                     t = r.record.train_time_ms
                     if t is None:
                         continue
-                    tol = min(step_seconds(r), limits.train_step_tolerance_max_seconds)
+                    tol = limits.train_tolerance(step_seconds(r))
                     if t / 1000 > limits.train_seconds_max + tol:
                         yield self.finding(f"compliance.{flag} is true but {r.label} trained {t / 1000:,.3f} s",
                                            location=where)

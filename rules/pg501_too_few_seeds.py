@@ -12,7 +12,10 @@ class TooFewSeeds(Check):
     What it checks:
         Distinct seeds among the runs that count as evidence (distinct log files, the last run
         of each, with a final metric), against the track's `min_seeds`. Copies of one log and
-        several runs of one seed count once.
+        several runs of one seed count once. The severity is the dated ruleset's policy
+        (`min_seeds_severity`): a warning under the launch rules, when three seeds were usual
+        and single-seed records were merged (R-SIG-README); an error from #1902 (04-28,
+        R-SIG-PRACTICE).
 
     Why it breaks the rules:
         R-SIG-README / R-SIG-PRACTICE: a record needs enough runs to show significance
@@ -38,8 +41,11 @@ class TooFewSeeds(Check):
 
     VALID = [FolderCase("three seeds")]
     INVALID = [
-        FolderCase("two logs", edits={"train_seed2025.log": None}, message_contains=("2 distinct seeds",)),
-        FolderCase("three logs of one seed", edits={"train_seed2025.log": [(r"seed:2025", "seed:42")],
+        FolderCase("two logs under the #1902 practice", edits={"train_seed2025.log": None}, options={"ruleset": "2026-04-28"},
+                   message_contains=("2 distinct seeds", "R-SIG-PRACTICE")),
+        FolderCase("two logs under the launch rules: a reviewer decides", edits={"train_seed2025.log": None},
+                   severity=Severity.WARNING, message_contains=("2 distinct seeds", "R-SIG-README")),
+        FolderCase("three logs of one seed", options={"ruleset": "2026-04-28"}, edits={"train_seed2025.log": [(r"seed:2025", "seed:42")],
                                                      "train_seed1337.log": [(r"seed:1337", "seed:42")]},
                    message_contains=("1 distinct seed",)),
     ]
@@ -52,7 +58,12 @@ class TooFewSeeds(Check):
         keys = {r.seed if r.seed is not None else f"unknown:{r.path}" for r in runs}
         if len(keys) < needed:
             seeds = sorted(str(k).replace("unknown:", "unknown seed in ") for k in keys)
+            policy = ctx.limits.policy
+            severity = Severity(policy.min_seeds_severity)
+            practice = "needs" if severity is Severity.ERROR else "usually has"
             yield self.finding(
                 f"{len(keys)} distinct seed{'s' if len(keys) != 1 else ''} ({', '.join(seeds)}) in {len(runs)} run(s); "
-                f"the record track needs {needed}", values={"distinct_seeds": len(keys), "required": needed},
+                f"the record track {practice} {needed} (ruleset {ctx.ruleset.id}, {policy.min_seeds_source})",
+                severity=severity,
+                values={"distinct_seeds": len(keys), "required": needed, "source": policy.min_seeds_source},
             )
