@@ -105,6 +105,10 @@ class Finding:
     references: list[str] = field(default_factory=list)
     suppressed: bool = False
     suppression_reason: str | None = None
+    # The problem this finding is an occurrence of: the fingerprint of the most decisive finding
+    # with the same code and severity (once per seed, per log, per file: one problem). Set by
+    # ``group_problems``; reviews show each problem once, listing the places it covers.
+    problem: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -134,6 +138,8 @@ class Finding:
         }
         if self.suppression_reason:
             data["suppression_reason"] = self.suppression_reason
+        if self.problem:
+            data["problem"] = self.problem
         return data
 
 
@@ -155,6 +161,32 @@ class CheckOutcome:
             "duration_ms": round(self.duration_ms, 2),
             "findings": self.findings,
         }
+
+
+# Decisiveness: what decides a maintainer's verdict first. An over-cap artifact is the plainest
+# rejection, then an illegal evaluation, a time limit, the metric and byte accounting, claims the
+# logs contradict, significance, and packaging. Rerun measurements sit with time; the auditor's
+# own gaps (META) come last among errors, because a proven problem outranks an unchecked one.
+DECISIVENESS = {
+    Category.ARTIFACT: 0, Category.LEGALITY: 1, Category.TIME: 2, Category.RERUN: 3, Category.METRIC: 4,
+    Category.CONSISTENCY: 5, Category.STATISTICS: 6, Category.PACKAGING: 7, Category.META: 8,
+}
+CONFIDENCE_RANK = {Confidence.HIGH: 0, Confidence.MEDIUM: 1, Confidence.LOW: 2}
+
+
+def decisive_order(f: Finding) -> tuple:
+    """Sort key: suppressed last, severity, decisiveness of the category, confidence, code, place."""
+    return (f.suppressed, -f.severity.rank, DECISIVENESS.get(f.category, 9), CONFIDENCE_RANK.get(f.confidence, 3),
+            f.code, f.location.display() if f.location else "")
+
+
+def group_problems(findings: list[Finding]) -> list[Finding]:
+    """One problem per code and severity: every occurrence (once per seed, per log, per file)
+    points at the most decisive of them through ``problem``. Input order is kept (sort first)."""
+    head: dict[tuple, str] = {}
+    for f in findings:
+        f.problem = head.setdefault((f.code, f.severity, f.suppressed), f.fingerprint)
+    return findings
 
 
 def compute_verdict(findings: list[Finding], checks: list[CheckOutcome]) -> Verdict:
@@ -199,7 +231,7 @@ class FolderResult:
     rerun: dict[str, Any] | None = None
 
     def finalise(self) -> None:
-        self.findings.sort(key=lambda f: (-f.severity.rank, f.code, f.location.display() if f.location else ""))
+        self.findings = group_problems(sorted(self.findings, key=decisive_order))
         self.verdict = compute_verdict(self.findings, self.checks)
 
     def counts(self) -> dict[str, int]:
@@ -269,7 +301,7 @@ class PrSection:
         return compute_verdict(self.findings, self.checks)
 
     def finalise(self) -> None:
-        self.findings.sort(key=lambda f: (-f.severity.rank, f.code, f.location.display() if f.location else ""))
+        self.findings = group_problems(sorted(self.findings, key=decisive_order))
         self.checks.sort(key=lambda c: c.code)
 
     def counts(self) -> dict[str, int]:
