@@ -44,6 +44,7 @@ class AuditOptions:
     fail_on: str = "error"
     against: Path | None = None        # the reference record folder for significance
     records_root: Path | None = None   # pick the best earlier record-track folder from here
+    records_root_label: str | None = None  # what records_root is, in words (set by `pgolf-audit pr`: the base commit's records)
     jobs: int = 1
     # --- rerun: the ``rerun`` section measured by ``pgolf-audit rerun`` (a JSON-ready dict), read
     # by the PG8xx checks and copied to ``FolderResult.rerun``; None when no rerun happened.

@@ -475,6 +475,9 @@ def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditR
     errors: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="pgolf-audit-pr-") as tmp:
         root = Path(tmp)
+        from .base_records import with_base_records  # significance against the base commit's records
+
+        options = with_base_records(options, repo, base_sha, Path(tempfile.mkdtemp(prefix="base-", dir=tmp)))
         for folder in pr.new_folders:
             exported = export_folder(repo, head_sha, folder, root)
             section.not_exported.extend(exported.skipped)

@@ -7,7 +7,10 @@ import statistics
 
 from pgolf_audit.model import Category, Location, Severity
 from pgolf_audit.rulebase import RECORD_TRACK, Check, FolderCase, IncompleteCheck, SkipCheck
-from pgolf_audit.stats import best_earlier_record, improvement_test, load_reference
+from pgolf_audit.stats import (
+    best_earlier_record, improvement_test, leaderboard_reference, load_reference, losses_on_candidate_scale, records_root_of,
+    run_key,
+)
 
 POLICY_TITLE = {"readme": "README rule", "progression": "maintainers' practice"}
 EXAMPLE_LOGS = ("train_seed42.log", "train_seed1337.log", "train_seed2025.log")
@@ -29,13 +32,19 @@ class ImprovementNotSignificant(Check):
     """The improvement over the reference record is not shown at the required significance.
 
     What it checks:
-        With a reference record (`--against FOLDER`, or `--records-root ROOT` to take the best
-        earlier record-track folder by date), two one-sided tests on the runs' val_loss (nats):
+        Against a reference record, chosen in this order: `--against FOLDER`; `--records-root
+        ROOT` (the best earlier record-track folder by date; in `pgolf-audit pr`, the records of
+        the base commit); the best earlier record-track folder of the records tree the folder
+        sits in; else the best earlier entry of the bundled leaderboard table
+        (`rules/tracks/leaderboard.toml`, derived from the merged records by
+        `reference_impl/derive_leaderboard.py`). Two one-sided tests on the runs' val_loss (nats):
         the README policy (improvement >= 0.005 nats at p < 0.01) and the maintainers' later
         practice (any improvement at p < 0.25 against the previous row). Both are reported with
-        the improvement, margin, p-value and n; the ruleset says which one decides. Welch's
+        the improvement, margin, p-value and n; the ruleset says which one decides. Against the
+        bundled table (a dated snapshot) a failed test is info, not a warning. Welch's
         test is used when both sides have several runs, a one-sample test against a single
-        reference run otherwise.
+        reference run otherwise. A reference on another tokenizer is compared through its val_bpb
+        expressed in the candidate's nats per token.
 
     Why it breaks the rules:
         R-SIG-README: a record must beat SOTA by >= 0.005 nats with p < 0.01. R-SIG-PRACTICE:
@@ -50,8 +59,8 @@ class ImprovementNotSignificant(Check):
         More seeds, or a larger improvement.
 
     Known limitations:
-        The reference is what the user names or the best earlier folder in a local tree; the
-        leaderboard's own chronology (PR creation time, evidence commits) is not consulted.
+        "Earlier" is the folder name's date; the leaderboard's own chronology (PR creation
+        time, evidence commits) is not consulted.
     """
 
     CODE = "PG502"
@@ -62,7 +71,8 @@ class ImprovementNotSignificant(Check):
     REFERENCES = ("R-SIG-README", "R-SIG-PRACTICE")
 
     VALID = [
-        FolderCase("no reference given: nothing to test"),
+        FolderCase("dated before every merged record: no reference to test against",
+                   folder_name="2026-03-01_Example_Int6GPTQLite_EMA_ScoreFirstTTT"),
         FolderCase("0.02 nats better than a 3-seed reference",
                    reference=FolderCase("previous record", edits=shift_all_seed_losses(+0.02))),
     ]
@@ -71,26 +81,44 @@ class ImprovementNotSignificant(Check):
                    reference=FolderCase("previous record", edits=shift_all_seed_losses(+0.001))),
         FolderCase("worse than the reference", message_contains=("p =",),
                    reference=FolderCase("previous record", edits=shift_all_seed_losses(-0.002))),
+        FolderCase("worse than the best earlier merged record of the bundled table: advisory", message_contains=("p =", "advisory"),
+                   severity=Severity.INFO),
     ]
 
-    def run(self, ctx):
+    def reference(self, ctx, same):
+        """The reference record and how it was chosen: --against, --records-root (or the records
+        tree given by the pull-request audit: the base commit's records), the records tree the
+        folder sits in, else the bundled leaderboard table. None with the reason when none."""
         opts = ctx.options
+        before = ctx.folder_date or ctx.date
         if opts.against is not None:
             ref = load_reference(opts.against, "--against")
             if ref is None:
                 raise IncompleteCheck(f"reference {opts.against} has no run with a final val_loss")
-        elif opts.records_root is not None:
-            ref = best_earlier_record(opts.records_root, ctx.folder_date or ctx.date, ctx.folder.root)
-            if ref is None:
-                ctx.facts["stats"] = {"skipped": f"no earlier record-track folder with runs under {opts.records_root}"}
-                raise SkipCheck(ctx.facts["stats"]["skipped"])
-        else:
-            ctx.facts["stats"] = {"skipped": "no reference record (use --against FOLDER or --records-root ROOT)"}
-            raise SkipCheck(ctx.facts["stats"]["skipped"])
-        runs = [r for r in ctx.scored_runs if r.headline.val_loss is not None]
+            return ref, None
+        label = getattr(opts, "records_root_label", None)
+        if opts.records_root is not None:
+            source = label or f"best earlier record under --records-root {opts.records_root}"
+            ref = best_earlier_record(opts.records_root, None if label else before, ctx.folder.root, source, same)
+            return ref, None if ref else f"no {'' if label else 'earlier '}record-track folder with runs in {source}"
+        root = records_root_of(ctx.folder.root)
+        if root is not None:
+            ref = best_earlier_record(root, before, ctx.folder.root, "best earlier record-track folder of this records tree", same)
+            return ref, None if ref else f"no record-track folder dated before {before or 'this one'} in this records tree"
+        ref = leaderboard_reference(before, same)
+        return ref, None if ref else f"no merged record dated before {before or 'this folder'} in the bundled leaderboard table"
+
+    def run(self, ctx):
+        runs = [r for r in ctx.scored_runs if r.headline.val_loss is not None and r.headline.val_bpb is not None]
+        same = run_key([r.headline.val_loss for r in runs], [r.headline.val_bpb for r in runs]) if runs else None
+        ref, why_none = self.reference(ctx, same)
+        if ref is None:
+            ctx.facts["stats"] = {"skipped": why_none}
+            raise SkipCheck(why_none)
         if not runs:
             raise IncompleteCheck("no run reports a final val_loss to test")
         losses = [r.headline.val_loss for r in runs]
+        ref_losses, conversion = losses_on_candidate_scale(ref, losses, [r.headline.val_bpb for r in runs])
         sig = ctx.limits.significance
         policies = [
             ("readme", sig.readme_min_improvement_nats, sig.readme_p_max),
@@ -98,7 +126,7 @@ class ImprovementNotSignificant(Check):
         ]
         tests = []
         for policy, margin, p_max in policies:
-            res = improvement_test(losses, ref.losses, margin)
+            res = improvement_test(losses, ref_losses, margin)
             passed = res.p_value is not None and res.p_value < p_max
             tests.append({
                 "policy": policy, "policy_title": POLICY_TITLE[policy], "description": res.description,
@@ -106,12 +134,18 @@ class ImprovementNotSignificant(Check):
                 "df": res.df, "p_value": res.p_value, "p_max": p_max, "passed": passed,
                 "deciding": policy == sig.deciding_policy,
             })
+        # The bundled table is a dated snapshot of the merged records: against it the result is
+        # advisory (info); a records tree, the PR's base commit or --against is the live frontier.
+        advisory = ref.path.startswith("leaderboard:")
         ctx.facts["stats"] = {
+            "advisory": advisory,
             "n": len(losses), "mean_loss_nats": round(statistics.fmean(losses), 8),
             "std_loss_nats": round(statistics.stdev(losses), 8) if len(losses) > 1 else 0.0,
-            "delta_nats": round(statistics.fmean(ref.losses) - statistics.fmean(losses), 8),
-            "reference": {"name": ref.name, "path": ref.path, "n": len(ref.losses), "source": ref.source,
-                          "mean_loss_nats": round(statistics.fmean(ref.losses), 8), "mean_bpb": round(ref.mean_bpb, 8)},
+            "delta_nats": round(statistics.fmean(ref_losses) - statistics.fmean(losses), 8),
+            "reference": {"name": ref.name, "path": ref.path, "date": ref.date, "n": len(ref_losses), "source": ref.source,
+                          "mean_loss_nats": round(statistics.fmean(ref_losses), 8), "mean_bpb": round(ref.mean_bpb, 8),
+                          "conversion": conversion},
+            "source_rule": ctx.limits.policy.significance_source,
             "tests": tests,
         }
         for t in tests:
@@ -119,7 +153,9 @@ class ImprovementNotSignificant(Check):
                 continue
             p = "untestable" if t["p_value"] is None else f"p = {t['p_value']:.4g}"
             message = (f"{t['policy_title']}: improvement of {t['delta_nats']:.5f} nats over {ref.name} with {p} "
-                       f"(n = {len(losses)} vs {len(ref.losses)}) does not show > {t['margin_nats']:g} nats at p < {t['p_max']:g}")
-            yield self.finding(message, severity=Severity.WARNING if t["deciding"] else Severity.INFO,
+                       f"(n = {len(losses)} vs {len(ref_losses)}) does not show > {t['margin_nats']:g} nats at p < {t['p_max']:g}")
+            if advisory:
+                message += " (bundled leaderboard snapshot: advisory; the records tree or the PR's base decides)"
+            yield self.finding(message, severity=Severity.WARNING if t["deciding"] and not advisory else Severity.INFO,
                                location=Location(ctx.submission_file) if ctx.submission_file else None,
                                values={k: t[k] for k in ("policy", "delta_nats", "margin_nats", "p_value", "p_max")})
