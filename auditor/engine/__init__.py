@@ -27,6 +27,7 @@ from . import ir
 from .flags import RunValues
 from .gating import Gate, GateEvaluator
 from ..lines import LineTable
+from .printed import PrintedEvidence, RunOutput
 from .program import Program, Site
 from ..rulebase import Ruling
 
@@ -60,16 +61,29 @@ class CodeProgram(Program):
     """The program model plus what the rules share: the analysis and the logged runs."""
 
     def __init__(self, files: list[ir.FileIR], folder_files: frozenset[str] = frozenset(),
-                 runs: list[RunValues] | None = None, problems: list[str] | None = None):
+                 runs: list[RunValues] | None = None, problems: list[str] | None = None,
+                 outputs: list[RunOutput] | None = None):
         super().__init__(files, folder_files)
         self.runs = runs or []
         self.problems = problems or []
+        self.outputs = outputs or []
+
+    @cached_property
+    def printed(self) -> PrintedEvidence:
+        return PrintedEvidence(self, self.outputs)
 
     @cached_property
     def analysis(self):
         from .dataflow import Analysis
 
         return Analysis(self)
+
+    def analysis_failures(self) -> list[str]:
+        """Functions the effect simulation could not model (when it was needed at all)."""
+        analysis = self.__dict__.get("analysis")
+        if analysis is None:
+            return []
+        return [f"the analysis of `{f.qualname}` in {f.file.path} failed ({why})" for f, why in analysis.failures.items()]
 
     @cached_property
     def gates(self) -> GateEvaluator:
@@ -107,7 +121,7 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
     folder_files = frozenset(getattr(ctx.folder, "files", {}) or {})
     # local modules the code imports, followed transitively (found from the model's own
     # import table, so no second parse of the entry script is needed)
-    pending = _local_imports(entry, folder_files)
+    pending = _local_imports(entry, folder_files) + _run_by_other_means(ctx)
     seen = {code.entry, code.origin}
     while pending:
         path = pending.pop(0)
@@ -134,7 +148,42 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
         helper.source = text  # type: ignore[attr-defined]
         files.append(helper)
         pending.extend(_local_imports(helper, folder_files))
-    return CodeProgram(files, folder_files, _runs(ctx), problems)
+    return CodeProgram(files, folder_files, _runs(ctx), problems, _outputs(ctx))
+
+
+def _outputs(ctx: "AuditContext") -> list[RunOutput]:
+    """Each evidence run's printed lines, without the source dump many logs start with."""
+    out: list[RunOutput] = []
+    try:
+        runs = ctx.evidence_runs
+    except Exception:  # unreadable logs are PG901's to report
+        return out
+    for run in runs:
+        text = ctx.read_text(run.path)
+        if text is None:
+            continue
+        dumps = run.log.source_dumps
+        first, last = run.record.first_line, run.record.last_line
+        lines = []
+        for number, line in enumerate(text.splitlines()[first - 1:last], start=first):
+            if any(a <= number <= b for a, b in dumps):
+                continue
+            lines.append((number, line))
+        out.append(RunOutput(run.path, lines))
+    return out
+
+
+def _run_by_other_means(ctx: "AuditContext") -> list[str]:
+    """Python files the code accounting finds the script runs (``importlib``, ``runpy``,
+    ``exec(open(...).read())``, wrapper layers): the same decision of "which code runs" as the
+    byte count, so no counted helper goes unanalysed."""
+    try:
+        accounting = ctx.code_accounting
+    except Exception:  # the accounting reports its own failures (PG202)
+        return []
+    if accounting is None:
+        return []
+    return [f.path for f in accounting.files[1:] if f.path.lower().endswith(".py")]
 
 
 def _local_imports(f: ir.FileIR, folder_files: frozenset[str]) -> list[str]:
@@ -200,8 +249,10 @@ def run_ast_rules(ctx: "AuditContext", rules: Iterable[type["AstRule"]]) -> Iter
                 live = [f for f in findings if f.severity is not Severity.INFO]
                 status = CheckStatus.FAIL if live else CheckStatus.PASS
                 reason = ""
-                if status is CheckStatus.PASS and program.problems:
-                    reason = "; ".join(program.problems)
+                gaps = program.problems + program.analysis_failures()
+                if status is CheckStatus.PASS and gaps:
+                    # code that runs but was not analysed: never a pass (fail closed)
+                    status, reason = CheckStatus.INCOMPLETE, "; ".join(gaps)
                 outcome = CheckOutcome(cls.CODE, cls.NAME, status, reason,
                                        (time.perf_counter() - t0) * 1000 + shared_ms / max(len(instances), 1),
                                        len(findings))
@@ -261,7 +312,7 @@ def to_finding(rule: "AstRule", hit: Hit, program: CodeProgram, ctx: "AuditConte
     if not hit.ungated:
         gate = program.gates.gate(hit.site.func, hit.site.stmt, hit.weights,
                                   extra_guards=tuple(g for s in hit.also_guarded_by for g in (s.stmt.guards if s.stmt else ())))
-        severity, note, logs = decide(severity, gate, program)
+        severity, note, logs = decide(severity, gate, program, hit.site)
         if note:
             message = f"{message} [{note}]"
         related.extend(logs)
@@ -285,8 +336,23 @@ def _flag_uses(gate: Gate):
             yield u
 
 
-def decide(severity: Severity, gate: Gate, program: CodeProgram) -> tuple[Severity, str, list[Location]]:
-    """The finding's severity given where its code path ran."""
+def decide(severity: Severity, gate: Gate, program: CodeProgram, site: Site | None = None
+           ) -> tuple[Severity, str, list[Location]]:
+    """The finding's severity given where its code path ran: the logged flag values first;
+    where they do not show it enabled, lines only that path prints in the logs."""
+    severity_, note, logs = _decide_by_flags(severity, gate, program)
+    if severity_ is severity and not note.startswith("could not tell"):
+        return severity_, note, logs
+    if note.startswith("enabled") or site is None:
+        return severity_, note, logs
+    printed = program.printed.ran(site)
+    if not printed:
+        return severity_, note, logs
+    shown = "; ".join(p.describe() for p in printed[:3])
+    return severity, f"it ran: {shown}", [Location(p.log, p.line, p.line) for p in printed]
+
+
+def _decide_by_flags(severity: Severity, gate: Gate, program: CodeProgram) -> tuple[Severity, str, list[Location]]:
     if gate.unreachable:
         # dead code does not run, but a name can still be called dynamically: a reviewer confirms
         lowered = Severity.WARNING if severity is Severity.ERROR else severity

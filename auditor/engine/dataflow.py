@@ -332,6 +332,7 @@ class Analysis:
         self.attr_readers: dict[str, set] = {}
         self.global_readers: dict[str, set] = {}
         self.reads_back = _reads_weights_back(program)
+        self.failures: dict[ir.FunctionIR, str] = {}  # functions whose simulation crashed
         self._run()
 
     # ---- driver
@@ -375,7 +376,7 @@ class Analysis:
                 last_run[func] = self._clock
                 self._clock += 1
                 self.stale_actuals.discard(func)
-                Simulation(self, func).run()
+                self._simulate(func)
                 if before != self.summaries[func].signature():
                     for caller, _call, _stmt in callers.get(func, ()):
                         self.mark(caller)
@@ -388,7 +389,24 @@ class Analysis:
         for func in reversed(order):
             if func in self.stale_actuals:
                 self.stale_actuals.discard(func)
-                Simulation(self, func).run()
+                self._simulate(func)
+
+    def _simulate(self, func: ir.FunctionIR) -> None:
+        """One function's simulation. A crash is contained to that function: it keeps no
+        events, and ``failures`` says why, so the rules report the analysis incomplete
+        instead of losing every other function's facts."""
+        try:
+            Simulation(self, func).run()
+        except RecursionError as exc:
+            self._failed(func, exc)
+        except Exception as exc:  # noqa: BLE001 - any fault in one function's model
+            self._failed(func, exc)
+
+    def _failed(self, func: ir.FunctionIR, exc: BaseException) -> None:
+        self.failures[func] = f"{type(exc).__name__}: {exc}"
+        self.summaries[func] = _pass_through(func)
+        self.events[func] = []
+        self.incidents[func] = []
 
     def mark(self, func: ir.FunctionIR) -> None:
         if func in self.summaries and not getattr(self.summaries[func], "pass_through", False):
@@ -1537,13 +1555,14 @@ class Simulation:
             st.snapshots[name] = self._weights(st)
 
     def restore(self, arg: ir.X, st: State, site: Site) -> None:
-        names = self.info.closure_back(arg.names)
+        # a copy: the closure may be shared, and file names are added below
+        names = set(self.info.closure_back(arg.names))
         for y in ir.walk(arg):
             if isinstance(y, ir.Call) and last_part(self.p.qualify(y.func, self.func) or "") == "load" and y.args:
                 path = y.args[0]
                 if isinstance(path, ir.Const) and isinstance(path.value, str):
                     names.add("file:" + path.value)
-        for n in names:
+        for n in list(names):
             for d in self.info.defs.get(n, ()):
                 for y in ir.walk(d):
                     if isinstance(y, ir.Call) and last_part(self.p.qualify(y.func, self.func) or "") == "load" and y.args:

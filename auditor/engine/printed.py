@@ -1,0 +1,147 @@
+"""Evidence that a code path ran: lines it prints that the logs contain.
+
+A feature flag the logs do not print leaves a guard undecided, or decided only by the code
+default. The program's own output can settle it: when a statement behind the same guard, or
+a function the flagged statement calls, prints a message whose literal text appears in a
+run's output, that path ran in that run (``lora_ttt_batched: short=...`` in the log proves
+``if ttt_on: lora_ttt_eval(...)`` was taken, whatever ``TTT_ENABLED`` defaulted to).
+
+Only literal fragments that identify the path count: at least ``MIN_FRAGMENT`` characters,
+printed nowhere else in the program, and matched against the run's output lines outside
+the source-code dump (many scripts log their own source first).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import ir
+from .program import Program, Site
+
+MIN_FRAGMENT = 12
+MAX_CALL_DEPTH = 3
+_PRINT_NAME_RE = re.compile(r"^(?:print|log\w*|\w*_log|info|warning|write)$")
+_LETTER_RE = re.compile(r"[A-Za-z]{3}")
+
+
+@dataclass
+class RunOutput:
+    """What one run printed: its log lines outside the source dump, with line numbers."""
+
+    path: str
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+    def find(self, fragment: str) -> int | None:
+        for number, text in self.lines:
+            if fragment in text:
+                return number
+        return None
+
+
+@dataclass(frozen=True)
+class Printed:
+    """A run printed a line that only the flagged path prints."""
+
+    fragment: str
+    log: str
+    line: int
+
+    def describe(self) -> str:
+        return f"`{self.fragment.strip()}` printed at {self.log}:{self.line}"
+
+
+def _call_name(call: ir.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
+
+
+def _fragments(call: ir.Call) -> list[str]:
+    if not _PRINT_NAME_RE.match(_call_name(call)) or not call.args:
+        return []
+    first = call.args[0]
+    if not isinstance(first, ir.Const) or not isinstance(first.value, str):
+        return []
+    out = []
+    for piece in first.value.split("{}"):
+        piece = piece.strip()
+        if len(piece) >= MIN_FRAGMENT and _LETTER_RE.search(piece) and "\n" not in piece:
+            out.append(piece)
+    return out
+
+
+class PrintedEvidence:
+    """Per program: which literal fragments each print call emits, and where."""
+
+    def __init__(self, program: Program, outputs: list[RunOutput]):
+        self.program = program
+        self.outputs = [o for o in outputs if o.lines]
+        # fragment -> the print statements that emit it (anywhere in the program)
+        self.emitters: dict[str, set[int]] = {}
+        self.by_func: dict[ir.FunctionIR, list[tuple[ir.S, str]]] = {}
+        self._calls: dict[ir.FunctionIR, dict[int, list[ir.Call]]] = {}
+        if not self.outputs:
+            return
+        for func in program.functions:
+            for call, stmt in func.calls:
+                for fragment in _fragments(call):
+                    self.emitters.setdefault(fragment, set()).add(id(stmt))
+                    self.by_func.setdefault(func, []).append((stmt, fragment))
+
+    def ran(self, site: Site) -> list[Printed]:
+        """Runs whose output shows the path of ``site`` was taken (one entry per run)."""
+        if not self.outputs or site.stmt is None:
+            return []
+        statements = self._path_statements(site)
+        fragments = [frag for stmt, frag in self._prints(statements)
+                     if self.emitters.get(frag, set()) <= {id(s) for s in statements}]
+        found = []
+        for output in self.outputs:
+            for fragment in dict.fromkeys(fragments):
+                line = output.find(fragment)
+                if line is not None:
+                    found.append(Printed(fragment, output.path, line))
+                    break
+        return found
+
+    def _prints(self, statements: list[ir.S]) -> list[tuple[ir.S, str]]:
+        ids = {id(s) for s in statements}
+        out = []
+        for func_prints in self.by_func.values():
+            out.extend((s, f) for s, f in func_prints if id(s) in ids)
+        return out
+
+    def _calls_of(self, func: ir.FunctionIR) -> dict[int, list[ir.Call]]:
+        cached = self._calls.get(func)
+        if cached is None:
+            cached = self._calls[func] = {}
+            for call, stmt in func.calls:
+                cached.setdefault(id(stmt), []).append(call)
+        return cached
+
+    def _path_statements(self, site: Site) -> list[ir.S]:
+        """The flagged statement, the statements behind exactly its guards (its block), and
+        every statement of the functions those call (a few levels deep)."""
+        func, stmt = site.func, site.stmt
+        guards = tuple(id(t) for t, _taken in stmt.guards)
+        chosen = [stmt]
+        if guards:
+            for s in self.program.statements(func):
+                if s is not stmt and tuple(id(t) for t, _taken in s.guards)[:len(guards)] == guards:
+                    chosen.append(s)
+        seen: set[ir.FunctionIR] = set()
+        frontier = [(s, func) for s in chosen]
+        for _depth in range(MAX_CALL_DEPTH):
+            nxt = []
+            for s, owner in frontier:
+                for call in self._calls_of(owner).get(id(s), ()):
+                    resolved = self.program.resolve(call, owner)
+                    callee = resolved.target if resolved is not None and resolved.kind == "function" else None
+                    if callee is None or callee in seen:
+                        continue
+                    seen.add(callee)
+                    body = self.program.statements(callee)
+                    chosen.extend(body)
+                    nxt.extend((b, callee) for b in body)
+            frontier = nxt
+        return chosen
