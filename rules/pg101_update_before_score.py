@@ -199,6 +199,6 @@ class UpdateBeforeScore(AstRule):
             severity = Severity.WARNING if inc.uncertain else None
             message += d.uncertainty(inc)
             yield self.hit(upd.site, message, severity=severity, related=d.related_sites(score, upd, extra=[loop]),
-                           also_guarded_by=[score.site],
+                           also_guarded_by=d.path_sites(score, upd),
                            values={"update_line": upd.site.line(), "score_line": score.site.line(),
                                    "loop_line": loop.line() if loop else None})

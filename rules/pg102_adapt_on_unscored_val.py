@@ -184,6 +184,6 @@ class AdaptOnUnscoredVal(AstRule):
             severity = Severity.WARNING if inc.uncertain else None
             message += d.uncertainty(inc)
             yield self.hit(upd.site, message, severity=severity, related=d.related_sites(score, upd, extra=extra),
-                           also_guarded_by=[score.site],
+                           also_guarded_by=d.path_sites(score, upd),
                            values={"update_line": upd.site.line(), "score_line": score.site.line(),
                                    "quantization_line": inc.quant.site.line() if inc.quant else None})

@@ -183,7 +183,7 @@ class SecondScoringPass(AstRule):
                 related = d.related_sites(upd, *( [first] if first else []), score)
             severity = Severity.WARNING if inc.uncertain else None
             message += d.uncertainty(inc)
-            yield self.hit(score.site, message, severity=severity, related=related, also_guarded_by=[upd.site],
+            yield self.hit(score.site, message, severity=severity, related=related, also_guarded_by=d.path_sites(upd, score),
                            values={"score_line": score.site.line(), "update_line": upd.site.line()})
         for sel in analysis.all_selections():
             passes = [analysis.marker_sites[m] for m in sorted(sel.scores) if m in analysis.marker_sites]

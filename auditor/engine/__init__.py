@@ -310,9 +310,24 @@ def to_finding(rule: "AstRule", hit: Hit, program: CodeProgram, ctx: "AuditConte
     related: list[Location] = [site_location(s, ctx) for s in hit.related]
     values = dict(hit.values)
     if not hit.ungated:
+        # guards in the flagged function apply together; a site in another function (inside
+        # a callee) is behind that function's own guards, decided on their own
+        here = [s for s in hit.also_guarded_by if s.func is hit.site.func]
+        elsewhere = [s for s in hit.also_guarded_by if s.func is not hit.site.func and s.stmt is not None]
         gate = program.gates.gate(hit.site.func, hit.site.stmt, hit.weights,
-                                  extra_guards=tuple(g for s in hit.also_guarded_by for g in (s.stmt.guards if s.stmt else ())))
-        severity, note, logs = decide(severity, gate, program, hit.site)
+                                  extra_guards=tuple(g for s in here for g in (s.stmt.guards if s.stmt else ())))
+        severity, note, logs = decide(severity, gate, program, [hit.site])
+        for other in elsewhere:
+            if not other.stmt.guards or severity is Severity.INFO:
+                continue
+            inner_gate = program.gates.gate(other.func, other.stmt, [], own_guards_only=True)
+            if not inner_gate.involves_flags:
+                continue  # data conditions inside the callee (`if raw_end > n: break`)
+            lowered, other_note, other_logs = decide(severity, inner_gate, program, [other])
+            # only a flag that switches the inner statement off lowers the finding
+            if lowered.rank < severity.rank and not other_note.startswith("could not tell"):
+                severity, logs = lowered, other_logs
+                note = f"{other_note} (in `{other.func.qualname}`)"
         if note:
             message = f"{message} [{note}]"
         related.extend(logs)
@@ -336,17 +351,19 @@ def _flag_uses(gate: Gate):
             yield u
 
 
-def decide(severity: Severity, gate: Gate, program: CodeProgram, site: Site | None = None
+def decide(severity: Severity, gate: Gate, program: CodeProgram, sites: list[Site] | None = None
            ) -> tuple[Severity, str, list[Location]]:
     """The finding's severity given where its code path ran: the logged flag values first;
-    where they do not show it enabled, lines only that path prints in the logs."""
+    where they do not show it enabled, lines that only its path prints in the logs. Every
+    site of the finding (the flagged statement and the related ones, such as an update in
+    a callee behind its own flag) must show it ran."""
     severity_, note, logs = _decide_by_flags(severity, gate, program)
     if severity_ is severity and not note.startswith("could not tell"):
         return severity_, note, logs
-    if note.startswith("enabled") or site is None:
+    if note.startswith("enabled") or not sites:
         return severity_, note, logs
-    printed = program.printed.ran(site)
-    if not printed:
+    printed = program.printed.ran(sites[0])
+    if not printed or not all(program.printed.ran(s) for s in sites[1:]):
         return severity_, note, logs
     shown = "; ".join(p.describe() for p in printed[:3])
     return severity, f"it ran: {shown}", [Location(p.log, p.line, p.line) for p in printed]

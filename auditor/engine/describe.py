@@ -70,6 +70,16 @@ def loop_site(inc: Incident) -> Site | None:
     return Site(inc.func, inc.loop)
 
 
+def path_sites(*events: Event) -> list[Site]:
+    """Every site an incident needs to have run: each event's site and the statements inside
+    the callees it went through (each behind its own guards)."""
+    out: list[Site] = []
+    for ev in events:
+        out.append(ev.site)
+        out.extend(ev.inner)
+    return out
+
+
 def related_sites(*events: Event, extra: list[Site | None] = ()) -> list[Site]:
     out: list[Site] = []
     for ev in events:

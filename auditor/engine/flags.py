@@ -310,6 +310,19 @@ class Evaluator:
             default_x = call.arg(helper[1]) if helper[1] >= 0 else None
             raw = self._env(name_x, default_x, func, depth, key)
             return raw
+        if qual == "getattr" and len(call.args) >= 2 and isinstance(call.args[1], ir.Const) \
+                and isinstance(call.args[1].value, str):
+            # `getattr(args, "slot_enabled", False)`: the attribute where the code defines
+            # it, else the default (a setting the configuration does not have is off)
+            name = call.args[1].value
+            if self.defs.attrs.get(name):
+                return self._attr(name, depth + 1)
+            if len(call.args) >= 3:
+                default = self.value(call.args[2], func, depth + 1)
+                if default is not UNKNOWN:
+                    self.uses.append(FlagUse(name, None, default, "default"))
+                return default
+            return UNKNOWN
         if qual in ("int", "float", "bool", "str", "abs") and len(call.args) == 1:
             return _convert(qual, self.value(call.args[0], func, depth + 1, key))
         if qual in ("min", "max") and call.args:

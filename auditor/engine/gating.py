@@ -67,25 +67,29 @@ class GateEvaluator:
         self.call_args = call_args
 
     def gate(self, func: ir.FunctionIR, stmt: ir.S | None, weights: list[tuple[ir.X, ir.FunctionIR]] = (),
-             extra_guards: tuple = ()) -> Gate:
+             extra_guards: tuple = (), own_guards_only: bool = False) -> Gate:
+        """Whether the statement ran in each logged run. ``own_guards_only`` leaves out the
+        call sites of ``func`` (for a statement inside a callee whose call is gated already)."""
         unreachable = func not in self.program.reachable
         outcomes: list[RunOutcome] = []
         guards = (stmt.guards if stmt is not None else ()) + tuple(extra_guards)
         for run in (self.runs or [None]):
             ev = _ParamEvaluator(self, run)
             out = RunOutcome(run, True)
-            out.enabled = self._evaluate(func, guards, weights, ev, out)
+            out.enabled = self._evaluate(func, guards, weights, ev, out, own_guards_only)
             out.uses = _unique(ev.uses)
             if run is not None:
                 scratch = RunOutcome(run, True)
                 out.enabled_by_logs_alone = self._evaluate(func, guards, weights,
-                                                           _ParamEvaluator(self, run, defaults_unknown=True), scratch)
+                                                           _ParamEvaluator(self, run, defaults_unknown=True), scratch,
+                                                           own_guards_only)
             outcomes.append(out)
         return Gate(outcomes, unreachable)
 
-    def _evaluate(self, func, guards, weights, ev, out) -> bool | None:
+    def _evaluate(self, func, guards, weights, ev, out, own_guards_only: bool = False) -> bool | None:
         value = self._guards(guards, func, ev, out)
-        value = _and(value, self._enabled(func, ev, out, 0, set()))
+        if not own_guards_only:
+            value = _and(value, self._enabled(func, ev, out, 0, set()))
         for wx, wf in weights:
             w = ev.value(wx, wf)
             if w is UNKNOWN:
