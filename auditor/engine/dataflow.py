@@ -58,6 +58,8 @@ MAX_LOOP_DEPTH = 6
 # parameters that look like token data (for undecided findings) and ones that are sizes
 _TOKEN_PARAM_RE = re.compile(r"tok|ids|data|batch|input|doc|text|stream|seq$|^x$|^xs$", re.I)
 _SIZE_PARAM_RE = re.compile(r"len|size|count|stride|step|num|^n_|_n$|^n$|idx|index|pos|offset", re.I)
+# parameters that place a slice (a chunk's start or end) rather than size it
+_BOUND_PARAM_RE = re.compile(r"start|end|begin|stop|lo$|hi$|offset|pos", re.I)
 _CONFIG_NAMES = {"args", "cfg", "config", "hp", "hparams", "h", "self", "cls", "opts", "options", "device", "model"}
 _ORDERED_KINDS = ("score", "update", "cache")
 # conversions that do not compute anything new from the model
@@ -706,9 +708,16 @@ class Simulation:
                 break
             if e.names & local:
                 # slices over this function's own variables mean nothing to a caller; one
-                # that also moves with a parameter (`tokens[j - k]`) still says "near j"
+                # that also moves with a parameter (`tokens[j - k]`) still says "near j".
+                # A slice whose local bounds are computed from parameters
+                # (`raw_start = chunk_start + b * seq_len`) stays within what the caller
+                # passed: "near chunk_start", not the whole argument
                 moving = sorted(n for n in e.names & params if n not in _CONFIG_NAMES)
-                if not moving or ":" in e.text:
+                if ":" in e.text:
+                    derived = {n for n in self.info.closure_back(e.names & local) & params
+                               if _BOUND_PARAM_RE.search(n) and not _TOKEN_PARAM_RE.search(n)}
+                    moving = sorted(derived) if derived else []
+                if not moving:
                     break  # a slice over local bounds: the caller sees the whole argument
                 path.append(Elem("[" + ", ".join(f"{n}~" for n in moving) + "]", (), frozenset(moving)))
                 break
