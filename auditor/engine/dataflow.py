@@ -65,7 +65,8 @@ _ORDERED_KINDS = ("score", "update", "cache")
 # conversions that do not compute anything new from the model
 _CHEAP_CALLS = {"item", "sum", "mean", "detach", "float", "double", "cpu", "to", "clone", "numpy", "tolist", "squeeze",
                 "view", "reshape", "flatten", "int", "float", "abs", "len", "numel", "size"}
-_STORE_CALLS = {"save", "savez", "savez_compressed", "dump", "dumps", "compress", "register_buffer"}
+_STORE_CALLS = {"save", "savez", "savez_compressed", "compress", "register_buffer"}
+_BINARY_DUMPERS = {"pickle", "joblib", "torch", "marshal", "dill", "cloudpickle"}
 _FILE_VAR_RE = re.compile(r"(?:file|pattern|path|shard)s?$")
 _PATH_CALLS = {"join", "glob", "iglob", "sorted", "Path", "str", "format", "expanduser", "abspath", "realpath",
                "list", "tuple", "fspath", "with_suffix", "replace", "strip"}
@@ -205,7 +206,10 @@ class CallShape:
         last = last_part(qual)
         name = method or qual
         self.qual, self.method = qual, method
-        self.store = last in _STORE_CALLS or method == "register_buffer"
+        # serialising into the artifact; a JSON or text dump (a progress file, a log line)
+        # does not reach it
+        self.store = (last in _STORE_CALLS or method == "register_buffer"
+                      or last in ("dump", "dumps") and qual.split(".")[0] in _BINARY_DUMPERS)
         self.selection = qual in ("min", "max", "numpy.minimum", "numpy.maximum", "torch.minimum", "torch.maximum",
                                   "sorted")
         self.loss = last in _LOSS_CALLS or method in _LOSS_CALLS
@@ -1135,6 +1139,8 @@ class Simulation:
             loss_x = fx.base if method == "backward" and isinstance(fx, ir.Attr) else (x.args[0] if x.args else None)
             loss_origins = receiver if method == "backward" else (args[0] if args else frozenset())
             detail = "slot" if loss_x is not None and self._depends_on_slot(loss_x) else "weights"
+            if detail == "weights" and _steps_only_local_modules(self.func, self.p, self.info):
+                return frozenset()  # a probe or throwaway adapter: the scoring model is not updated
             self.event("update", site, loss_origins, st, detail=detail)
             return frozenset()
         if method == "load_state_dict" and x.args:
@@ -1780,6 +1786,54 @@ def _file_origins(text: str) -> frozenset:
     if TRAIN_FILE_RE.search(text):
         return frozenset((Origin("TRAIN", (), "files"),))
     return frozenset()
+
+
+def _steps_only_local_modules(func: ir.FunctionIR, program: Program, info: LocalInfo) -> bool:
+    """Every optimizer this function steps holds only the parameters of modules it built
+    itself and lets go of (a linear probe, a warmup adapter that is deleted): its backward
+    passes do not change the model that is scored. Decided once per function."""
+    cached = getattr(func, "_local_only_updates", None)
+    if cached is not None:
+        return cached
+    result = _steps_only_local_modules_uncached(func, program, info)
+    func._local_only_updates = result  # type: ignore[attr-defined]
+    return result
+
+
+def _steps_only_local_modules_uncached(func: ir.FunctionIR, program: Program, info: LocalInfo) -> bool:
+    stepped: set[str] = set()
+    for call, _stmt in func.calls:
+        if isinstance(call.func, ir.Attr) and call.func.attr == "step":
+            name = base_name(call.func.base)
+            if name is None:
+                return False
+            stepped.add(name)
+    if not stepped:
+        return False
+    escaping = set(info.sinks)
+    for s in program.statements(func):
+        if isinstance(s, ir.Assign) and s.value is not None:
+            if any(isinstance(t, (ir.Attr, ir.Sub)) for t in s.targets):
+                escaping |= s.value.names  # stored into an object or container
+    for opt in stepped:
+        defs = info.defs.get(opt, [])
+        if len(defs) != 1 or not isinstance(defs[0], ir.Call) or "optim" not in (program.qualify(defs[0].func, func) or ""):
+            return False
+        held = defs[0].args[0] if defs[0].args else None
+        roots = held.names if held is not None else frozenset()
+        if not roots:
+            return False
+        for root in roots:
+            root_defs = info.defs.get(root, [])
+            if root in escaping or root in {p.lstrip("*") for p in func.params} or len(root_defs) != 1:
+                return False
+            made = root_defs[0]
+            while isinstance(made, ir.Call) and isinstance(made.func, ir.Attr) and made.func.attr in ("to", "cuda", "float", "bfloat16"):
+                made = made.func.base
+            last = last_part(program.qualify(made.func, func) or "") if isinstance(made, ir.Call) else ""
+            if not last or not last[0].isupper():
+                return False  # not a module built here (`copy.deepcopy(model)` shares nothing, but is a copy)
+    return True
 
 
 def _is_checkpoint(saved: ir.X) -> bool:
