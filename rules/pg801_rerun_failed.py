@@ -29,8 +29,11 @@ class RerunFailed(Check):
         Each seed of `pgolf-audit rerun`: the exit code of `torchrun --standalone
         --nproc_per_node=N train_gpt.py` in a scratch copy of the folder, whether the per-seed
         timeout ended it (the whole process tree is killed), whether it printed anything, a
-        final val_bpb line and an artifact file (a new `*.ptz`, `*.pt`, `final_model*` or any new
-        file over 1 MB in its folder), and the network calls the harness refused. Processes left
+        final val_bpb line and an artifact file (the new file whose size the script printed for
+        its compressed model, else the file it writes and reads back as its artifact, else a new
+        compressed file such as `*.ptz`; a raw checkpoint like `final_model.pt` is not the
+        artifact, so a seed that stops before writing it reports "no artifact written"), and the
+        network calls the harness refused. Processes left
         running after the script exited are reported as a warning. Runs only when a rerun
         happened; a rerun that could not start at all (no torch, no GPU) makes the audit
         INCOMPLETE.
@@ -119,13 +122,19 @@ class RerunFailed(Check):
             tail = run.get("error_excerpt") or _tail(run)
             last = [run.get("error_line") or run.get("last_script_line") or
                     ((tail or "").strip().splitlines()[-1:] or [""])[0]]
+            not_artifacts = [c for c in run.get("artifact_candidates") or [] if not c.get("is_artifact")]
+            no_artifact = ("; no artifact written" + (
+                " (" + ", ".join(f"{c['path']} ({c['bytes']:,} bytes)" for c in not_artifacts[:3])
+                + " is not the compressed model the script reads back)" if not_artifacts else "")
+                if "no_artifact" in problems else "")
             if "launch_failed" == run.get("status"):
                 raise IncompleteCheck(f"seed {seed}: the harness could not launch torchrun: {'; '.join(problems)}")
             if "timeout" in problems:
                 yield self.finding(
                     f"seed {seed}: still running when the {fmt_s(rerun.get('timeout_seconds'), 0)} timeout expired on "
                     f"{hardware}; the whole process tree ({run.get('processes_ended_on_timeout') or 0} processes) was "
-                    f"ended" + ("; it printed nothing" if "no_output" in problems else f"; last line: {last[0][:160]!r}"),
+                    f"ended" + ("; it printed nothing" if "no_output" in problems else f"; last line: {last[0][:160]!r}")
+                    + no_artifact,
                     location=where, excerpt=tail, values=values)
             elif "crashed" in problems:
                 hint = ""
@@ -138,7 +147,7 @@ class RerunFailed(Check):
                             "rerun with --data-path and --tokenizer-path")
                 yield self.finding(
                     f"seed {seed}: train_gpt.py exited with exit code {run.get('exit_code')} after "
-                    f"{fmt_s(run.get('wall_seconds'), 1)} on {hardware}: {last[0][:200]}{hint}",
+                    f"{fmt_s(run.get('wall_seconds'), 1)} on {hardware}: {last[0][:200]}{hint}{no_artifact}",
                     location=where, excerpt=tail, values=values)
             elif "no_output" in problems:
                 yield self.finding(f"seed {seed}: train_gpt.py printed nothing and exited with code "
@@ -149,8 +158,10 @@ class RerunFailed(Check):
                                    f"val_bpb line", location=where, excerpt=tail, values=values)
             if "no_artifact" in problems and not ({"timeout", "crashed", "no_output"} & set(problems)):
                 yield self.finding(
-                    f"seed {seed}: no artifact file written (no new *.ptz, *.pt, final_model* or >1 MB file appeared "
-                    f"in the run's folder)", location=where, excerpt=tail, values=values)
+                    f"seed {seed}: no artifact written (no new file matched the script's compressed-model size line, "
+                    f"its configured artifact name or a compressed suffix such as *.ptz)"
+                    + (no_artifact[len("; no artifact written"):] if not_artifacts else ""),
+                    location=where, excerpt=tail, values=values)
             for attempt in run.get("network_attempts") or []:
                 yield self.finding(
                     f"seed {seed}: tried to reach the network: {attempt.get('call')} to {attempt.get('target')} from "

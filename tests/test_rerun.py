@@ -62,12 +62,12 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_rerun(tiny, tmp_path_factory):
+    """The demo record rerun with nothing typed by hand: its configuration comes from its README
+    (a per-seed loop of variable assignments, data paths relative to the folder), the timeout is
+    derived from its claims."""
     out = tmp_path_factory.mktemp("tiny_rerun")
-    args = ["rerun", str(tiny.folder), "--nproc", str(NPROC), "--device", "cpu", "--data-path", str(tiny.data_path),
-            "--tokenizer-path", str(tiny.tokenizer_path), "--out", str(out), "--keep-scratch", "--timeout", "120",
+    args = ["rerun", str(tiny.folder), "--nproc", str(NPROC), "--device", "cpu", "--out", str(out), "--keep-scratch",
             "--format", "json"]
-    for key, value in tiny.env.items():
-        args += ["--env", f"{key}={value}"]
     result = CliRunner().invoke(main, args)
     return result, json.loads(result.stdout) if result.stdout.strip().startswith("{") else None, out
 
@@ -92,6 +92,19 @@ def test_rerun_reproduces_the_tiny_record(tiny, tiny_rerun):
     codes = {f["code"] for f in doc["findings"]}
     assert not codes & {"PG801", "PG802", "PG803"}
     assert "PG804" in codes  # CPU is not the 8xH100 target: timings provisional
+    # the configuration is the README's, and the printed hyperparameters are the claimed log's
+    config = rerun["config"]["seeds"][str(SEED)]
+    assert config["env"]["MODEL_DIM"] == tiny.env["MODEL_DIM"] and config["env"]["ITERATIONS"] == tiny.env["ITERATIONS"]
+    assert config["env"]["DATA_PATH"] == str(tiny.data_path)  # README path resolved from the original folder
+    assert config["env"]["ARTIFACT_PATH"] == f"final_model_seed{SEED}.int8.ptz"  # $SEED expanded
+    assert config["sources"]["MODEL_DIM"].startswith("README line ")
+    assert rerun["config"]["overrides"] == {}
+    diff = run["config_diff"]
+    assert diff["status"] == "same" and diff["unrequested"] == [] and diff["same"] >= 30, diff
+    assert "PG805" not in codes
+    # the default timeout is derived from the claims and printed
+    assert rerun["timeout"]["source"] == "derived" and rerun["timeout_seconds"] == rerun["timeout"]["seconds"]
+    assert rerun["timeout"]["seconds"] >= 120 and "claimed" in rerun["timeout"]["formula"]
 
 
 def test_external_measurements_agree_with_files_and_log(tiny, tiny_rerun):
@@ -124,7 +137,7 @@ def test_external_measurements_agree_with_files_and_log(tiny, tiny_rerun):
     assert [line[11:] for line in timed] == plain
     assert any(line.startswith("final_int8_zstd_roundtrip_exact") for line in plain)
     # the script's own log file was kept too, and the seed's measurements
-    assert any(Path(p).name == f"run_seed{SEED}.txt" for p in run["script_logs"])
+    assert any(Path(p).name == f"train_seed{SEED}.txt" for p in run["script_logs"])  # the README's RUN_ID
     assert json.loads((out / f"seed{SEED}" / "measurements.json").read_text())["val_bpb"] == run["val_bpb"]
     assert json.loads((out / "rerun.json").read_text())["runs"][0]["seed"] == SEED
 
@@ -142,6 +155,9 @@ def test_markdown_review_has_the_reproduction_table(tiny, tiny_rerun):
     text = render(report, "markdown")
     assert "#### Reproduction" in text
     assert f"| {SEED} | 0 |" in text
+    assert "Configuration run" in text and "MODEL_DIM=" in text and "Overrides asked for: none" in text
+    assert f"Seed {SEED} hyperparameters vs the claimed log: ✅ same" in text
+    assert "| seed | startup s | compile + warm-up s |" in text and "Per-seed timeout:" in text
     assert "timings provisional" in text and str(out) in text
     assert "the Reproduction section ran it" in text  # the footer never claims nothing ran
     assert (out / "report.json").is_file()  # the CLI also leaves its report beside the logs

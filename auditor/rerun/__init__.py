@@ -1,13 +1,16 @@
 """``pgolf-audit rerun``: reproduce a record folder's runs and measure them from outside.
 
 The harness copies the record folder to a scratch folder per seed, launches
-``torchrun --standalone --nproc_per_node=N train_gpt.py`` there with the seed and the data paths
-in the environment and the network cut off, and measures what the script cannot misreport:
+``torchrun --standalone --nproc_per_node=N train_gpt.py`` there with the seed and the claimed
+configuration in the environment and the network cut off, and measures what the script cannot misreport:
 timestamps of its output lines, the files it writes, its exit code, GPU memory. The result is
 a plain JSON-ready dict (the ``rerun`` section of the audit JSON) that the PG8xx checks read.
 
 Modules (none imports torch; the flash-attention shim runs in the child only):
 
+- ``readme_command``, ``hparams``, ``config``: the claimed configuration (the README's launch
+  command per seed, ``--data-root`` and ``--env`` on top) and the comparison of the
+  hyperparameters a run printed with the claimed log's.
 - ``harness``: one seed: scratch copy, environment, launch, line timestamps, folder watch,
   timeout and process-tree kill, measurements.
 - ``processes``: finding and ending every process a run started.

@@ -15,7 +15,7 @@ import click
 
 from pgolf_audit.cli import UsageFailure, emit, exit_code_for
 
-from .runner import DEFAULT_TIMEOUT_S, RerunRequest, RerunSetupError, run_rerun
+from .runner import RerunRequest, RerunSetupError, run_rerun
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -52,12 +52,15 @@ def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--nproc", type=click.IntRange(min=1), required=True, help="Processes per node for torchrun (8 on the target).")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
 @click.option("--seeds", default=None, help="Comma-separated seeds, e.g. 42,314,999 [default: the claimed seeds].")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="Challenge-style data folder (datasets/, tokenizers/): the script's data variables point into it.")
 @click.option("--data-path", default=None, help="DATA_PATH for the script (made absolute).")
 @click.option("--tokenizer-path", default=None, help="TOKENIZER_PATH for the script (made absolute).")
 @click.option("--env", "env_items", multiple=True, metavar="NAME=VALUE",
-              help="Extra environment for the script, e.g. VOCAB_SIZE=8192 (repeatable).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_S, show_default=True,
-              help="Seconds per seed before the whole process tree is killed.")
+              help="Override of the claimed configuration, e.g. MAX_WALLCLOCK_SECONDS=60 (repeatable; listed in the review).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=None,
+              help="Seconds per seed before the whole process tree is killed [default: derived from the claimed "
+                   "train and eval times, the speed factor and a compile allowance; printed].")
 @click.option("--shim-flash-attn", is_flag=True, help="Provide flash_attn_interface (FA3) on top of torch SDPA.")
 @click.option("--calibrate", is_flag=True, help="Measure this machine's speed against 8xH100 SXM first.")
 @click.option("--calibrate-steps", type=click.IntRange(min=1), default=None, help="Timed steps of the calibration.")
@@ -72,13 +75,17 @@ def _parse_env(items: tuple[str, ...]) -> dict[str, str]:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE.")
 @click.option("--fail-on", type=click.Choice(["error", "warning"]), default="error", show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (JSON output is always quiet).")
-def rerun_command(folder, nproc, device, seeds, data_path, tokenizer_path, env_items, timeout_s, shim_flash_attn,
+def rerun_command(folder, nproc, device, seeds, data_root, data_path, tokenizer_path, env_items, timeout_s, shim_flash_attn,
                   calibrate, calibrate_steps, isolation, out_dir, keep_scratch, python, fmt, output, fail_on, quiet):
     """Rerun a record folder's seeds under torchrun, measure them from outside, and audit the folder.
 
     \b
-    pgolf-audit rerun records/track_10min_16mb/2026-04-09_X --nproc 8 \\
-        --data-path data/datasets/fineweb10B_sp8192 --tokenizer-path data/tokenizers/fineweb_8192_bpe.model
+    The configuration is the claimed one: the README's launch command for each seed (its
+    variables, loops and exports) with --data-root/--data-path/--tokenizer-path and --env on top;
+    after each seed the hyperparameters the rerun printed are compared with the claimed log's.
+
+    \b
+    pgolf-audit rerun records/track_10min_16mb/2026-04-09_X --nproc 8 --data-root data
     pgolf-audit rerun FOLDER --nproc 1 --seeds 42 --shim-flash-attn --calibrate --format json
     """
     from pgolf_audit.audit import AuditOptions, audit_paths
@@ -86,7 +93,7 @@ def rerun_command(folder, nproc, device, seeds, data_path, tokenizer_path, env_i
 
     progress = None if (quiet or fmt == "json") else (lambda line: click.echo(line, err=True))
     request = RerunRequest(folder=folder, nproc=nproc, device=device, seeds=_parse_seeds(seeds), data_path=data_path,
-                           tokenizer_path=tokenizer_path, env=_parse_env(env_items), timeout_s=timeout_s,
+                           tokenizer_path=tokenizer_path, data_root=data_root, env=_parse_env(env_items), timeout_s=timeout_s,
                            shim_flash_attn=shim_flash_attn, calibrate=calibrate, calibrate_steps=calibrate_steps,
                            out_dir=out_dir, isolation=isolation, python=python, keep_scratch=keep_scratch,
                            display_path=str(folder), progress=progress)

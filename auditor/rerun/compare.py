@@ -10,10 +10,12 @@ Policy (in one place):
   it lies within that span widened by ``BPB_TOLERANCE`` on both sides (same-seed reruns on
   GPUs differ by about 1e-4 to 5e-4 bpb from nondeterministic kernels; claims are often
   printed to 4 decimals). With one claimed seed the band is that value +- the tolerance.
-- **Comparable timings** need the target hardware (8xH100 SXM, 8 processes) and no shim.
+- **Comparable timings** need the target hardware (8xH100 SXM, 8 processes), no shim and the
+  claimed configuration.
 - **Comparable val_bpb** needs the target hardware, or the same number of training steps as
   the claimed run for every seed (a step-capped run computes the same thing on any hardware;
-  a wallclock-capped one does fewer steps on slower hardware).
+  a wallclock-capped one does fewer steps on slower hardware), and the claimed configuration:
+  no ``--env`` override and no hyperparameter that differs from the claimed log's unasked.
 - **Normalized times** divide raw seconds by the calibration's speed factor (how many times
   slower this machine ran the reference steps than 8xH100 SXM): an estimate, not a measurement.
 """
@@ -82,14 +84,34 @@ def comparability(rerun: dict[str, Any]) -> dict[str, Any]:
         if claimed_steps is not None and run.get("steps") is not None:
             steps_known.append(int(run["steps"]) == int(claimed_steps))
     steps_match = bool(steps_known) and all(steps_known)
+    config = configuration(rerun)
+    if config["unrequested"]:
+        reasons.append(f"the rerun did not run the claimed configuration (seed{'s' if len(config['unrequested']) > 1 else ''} "
+                       f"{', '.join(map(str, config['unrequested']))}: hyperparameters differ without being asked for)")
+    if config["overridden"]:
+        reasons.append(f"overridden on request: {', '.join(config['overridden'])}")
+    claimed_config = not config["unrequested"] and not config["overridden"]
     return {
         "on_target_hardware": on_target,
         "shim": shim,
-        "timings": on_target and not shim,
-        "val_bpb": on_target or steps_match,
+        "timings": on_target and not shim and claimed_config,
+        "val_bpb": (on_target or steps_match) and claimed_config,
         "steps_match": steps_match if steps_known else None,
+        "claimed_configuration": claimed_config,
         "reasons": reasons,
     }
+
+
+def configuration(rerun: dict[str, Any]) -> dict[str, Any]:
+    """Whether the runs ran the claimed configuration: seeds whose printed hyperparameters differ
+    from the claimed log's without being asked for, and the variables set on request (data
+    locations aside: they move files, not the configuration)."""
+    unrequested = [r.get("seed") for r in rerun.get("runs") or []
+                   if (r.get("config_diff") or {}).get("status") == "differs"]
+    overrides = ((rerun.get("config") or {}).get("overrides") or {})
+    overridden = sorted(n for n, item in overrides.items()
+                        if item.get("source") == "--env" and item.get("changes_claim", True))
+    return {"unrequested": unrequested, "overridden": overridden}
 
 
 def _max(values: list[float | int | None]) -> float | int | None:

@@ -49,6 +49,15 @@ GOOD_TAIL = ("step:7454/20000 val_loss:1.9855 val_bpb:1.1759 train_time:592048ms
              "final_int6_ttt_exact val_loss:1.98549664 val_bpb:1.17592428")
 
 
+def example_config_diff(*, requested: list[dict[str, Any]] | None = None, explained: list[dict[str, Any]] | None = None,
+                        unrequested: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A seed's hyperparameter comparison with the claimed log (``runner.compare_configuration``)."""
+    requested, explained, unrequested = requested or [], explained or [], unrequested or []
+    return {"status": "differs" if unrequested else "same", "claimed_log": "train_seed42.log",
+            "compared": 60, "same": 60 - len(requested) - len(explained) - len(unrequested),
+            "requested": requested, "explained": explained, "unrequested": unrequested}
+
+
 def example_run(seed: int, val_bpb: float | None, **overrides: Any) -> dict[str, Any]:
     """One seed's measurements; a reproduction of the claimed run unless overridden."""
     claim = EXAMPLE_CLAIMS["seeds"].get(str(seed), {})
@@ -64,6 +73,7 @@ def example_run(seed: int, val_bpb: float | None, **overrides: Any) -> dict[str,
         "headline_label": "final_int6_ttt_exact", "steps": claim.get("steps"), "peak_gpu_memory_mib": 61234,
         "network_attempts": [], "leftover_processes": 0, "processes_ended_on_timeout": 0,
         "log_path": f"/tmp/pgolf-rerun-example/seed{seed}/console.log", "log_tail": GOOD_TAIL,
+        "compile_warmup_seconds": 28.4, "quantization_seconds": 18.3, "config_diff": example_config_diff(),
     }
     if val_bpb is None:
         run.update(status="no_metric", problems=["no_metric"])

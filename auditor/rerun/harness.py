@@ -32,18 +32,24 @@ What happens, in order:
 Artifact rule: a file of the scratch folder that is new or changed since the copy, outside
 ``__pycache__``, not text or source (``.txt .log .py .json .md .csv .yaml .toml``), and either
 named like a model artifact (``ARTIFACT_SUFFIXES`` or a name starting with ``final_model``) or
-larger than 1,000,000 bytes. When several qualify, the artifact is the one whose size equals
-the run's own ``Serialized model`` line, else the one that makes the ``Total submission size``
-line with the counted code bytes, else the newest compressed one (``COMPRESSED_SUFFIXES``),
-else the newest.
+larger than 1,000,000 bytes. Of those, the artifact is the one whose size the script printed
+for its compressed model (a ``Serialized model <format>: N bytes`` line with a format label, or
+``Total submission size <format>`` minus the counted code bytes), else the one named as the
+file the script writes and reads back for evaluation (``SeedSpec.artifact_names``: its
+configured artifact path), else the newest compressed one (``COMPRESSED_SUFFIXES``). Nothing
+else is: a run that stopped after writing its raw checkpoint (``final_model.pt``) wrote no
+artifact, and the candidates are listed as such.
 
 Times reported (seconds since launch unless said otherwise):
-``startup_seconds`` to the first training line (periodic validation or progress);
+``startup_seconds`` to the start of compilation and warm-up (the script line before its first
+warm-up line), or to the first training line (periodic validation or progress) when it prints
+no warm-up lines; ``compile_warmup_seconds`` from there to the first training line;
 ``train_seconds`` to the end of training: the stop line (``stopping_early: ...``) or the first
 artifact-like file being created, whichever comes first; ``train_loop_seconds`` from the first
-training line to that point; ``artifact_seconds`` to the artifact's last write;
-``final_metric_seconds`` to the headline metric line; ``eval_seconds`` from the artifact's last
-write (else the end of training) to the headline metric line; ``wall_seconds`` to exit.
+training line to that point; ``quantization_seconds`` from the end of training to the
+artifact's last write (``artifact_seconds``); ``final_metric_seconds`` to the headline metric
+line; ``eval_seconds`` from the artifact's last write (else the end of training) to the
+headline metric line; ``wall_seconds`` to exit.
 """
 
 from __future__ import annotations
@@ -58,10 +64,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from ..parsers.logs import RunRecord, is_log_candidate, match_formats, parse_log
+from .hparams import is_warmup_line, parse_hyperparameters
 from .isolation import Isolation
 from .processes import MARKER_ENV, end_run, run_processes
 
@@ -156,6 +163,7 @@ class SeedSpec:
     shim_returns: str = "out"
     code_bytes: int | None = None     # counted code bytes of the record (static audit rule)
     keep_scratch: bool = False
+    artifact_names: tuple[str, ...] = ()   # file names the script writes and reads back as its artifact
     kill_grace_s: float = 5.0
     progress: Callable[[str], None] | None = None
 
@@ -347,19 +355,36 @@ def _tail(lines: list[str], n: int = LOG_TAIL_LINES) -> str:
     return "\n".join(_short(line) for line in lines[-n:])
 
 
-def _choose_artifact(candidates: list[WatchedFile], record: RunRecord | None, code_bytes: int | None) -> WatchedFile | None:
+def _compressed_size_lines(record: RunRecord | None) -> tuple[set[int], set[int]]:
+    """Model and total sizes the script printed for its compressed model (a format label such
+    as ``int8+zlib`` or ``quantized+brotli``); a bare ``Serialized model: N bytes`` is the raw
+    checkpoint and says nothing about the artifact."""
+    if record is None:
+        return set(), set()
+    models = {s.bytes for s in record.model_sizes if s.label and s.label != "raw"}
+    totals = {s.bytes for s in record.total_sizes if s.label and s.label != "raw"}
+    return models, totals
+
+
+def _choose_artifact(candidates: list[WatchedFile], record: RunRecord | None, code_bytes: int | None,
+                     artifact_names: tuple[str, ...] = ()) -> WatchedFile | None:
+    """The artifact among the new files (module docstring): the file whose size the script
+    printed as its compressed model; else the file the script reads back for evaluation (its
+    configured artifact name); else the newest compressed file. A raw checkpoint is never the
+    artifact by default: a run that wrote only ``final_model.pt`` wrote no artifact."""
     if not candidates:
         return None
-    if record is not None and record.model_bytes is not None:
-        exact = [c for c in candidates if c.size == record.model_bytes]
-        if exact:
-            return max(exact, key=lambda c: c.written_s)
-    if record is not None and record.total_bytes is not None and code_bytes is not None:
-        exact = [c for c in candidates if c.size + code_bytes == record.total_bytes]
-        if exact:
-            return max(exact, key=lambda c: c.written_s)
+    models, totals = _compressed_size_lines(record)
+    exact = [c for c in candidates if c.size in models
+             or (code_bytes is not None and c.size + code_bytes in totals)]
+    if exact:
+        return max(exact, key=lambda c: c.written_s)
+    wanted = {PurePosixPath(n).name for n in artifact_names if n}
+    named = [c for c in candidates if PurePosixPath(c.rel).name in wanted]
+    if named:
+        return max(named, key=lambda c: c.written_s)
     compressed = [c for c in candidates if c.rel.lower().endswith(COMPRESSED_SUFFIXES)]
-    return max(compressed or candidates, key=lambda c: c.written_s)
+    return max(compressed, key=lambda c: c.written_s) if compressed else None
 
 
 def _read_network_attempts(path: Path) -> list[dict[str, Any]]:
@@ -573,16 +598,15 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
     result["train_end_source"] = (None if train_end is None else
                                   "stop line" if train_end == stop_at else "artifact written")
     first_training = phase_times.get("training")
-    result["startup_seconds"] = round(first_training, 3) if first_training is not None else None
     result["train_seconds"] = round(train_end, 3) if train_end is not None else None
     result["train_loop_seconds"] = (round(train_end - first_training, 3)
                                     if train_end is not None and first_training is not None and train_end >= first_training
                                     else None)
     candidates = sorted(watched.values(), key=lambda w: w.created_s)
-    artifact = _choose_artifact(candidates, record, spec.code_bytes)
+    artifact = _choose_artifact(candidates, record, spec.code_bytes, spec.artifact_names)
     result["artifact_candidates"] = [
         {"path": w.rel, "bytes": w.size, "created_seconds": round(w.created_s, 3),
-         "written_seconds": round(w.written_s, 3)} for w in candidates]
+         "written_seconds": round(w.written_s, 3), "is_artifact": w is artifact} for w in candidates]
     artifact_at = round(artifact.written_s, 3) if artifact else None
     result["artifact_path"] = artifact.rel if artifact else None
     result["artifact_seconds"] = artifact_at
@@ -591,6 +615,9 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
     eval_start = artifact_at if artifact_at is not None else train_end
     result["eval_seconds"] = (round(final_at - eval_start, 3)
                               if final_at is not None and eval_start is not None and final_at >= eval_start else None)
+    result.update(_phases(lines if source == "console" else [], stamps, first_training, train_end, artifact_at,
+                          final_at))
+    result["hyperparameters"] = parse_hyperparameters(text)
 
     # ---- bytes ----------------------------------------------------------------------------
     if artifact is not None:
@@ -615,6 +642,35 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
         shutil.rmtree(cache_dir, ignore_errors=True)  # compiled kernels: large, and rebuilt per seed anyway
     say(f"done: {result['status']}")
     return result
+
+
+def _phases(lines: list[str], stamps: list[float], first_training: float | None, train_end: float | None,
+            artifact_at: float | None, final_at: float | None) -> dict[str, Any]:
+    """The run's phases, from the stamps of its own lines and the files it wrote.
+
+    The first warm-up line (``warmup_step: 1/20``) is printed after the first compiled step, so
+    compilation and warm-up run from the script line before it to the first training line;
+    startup is everything before that (process start, imports, data, model). A script without
+    warm-up lines has no separate compile phase: its compilation falls into startup or the loop.
+    """
+    warmup_index = next((i for i, line in enumerate(lines) if is_warmup_line(line)), None)
+    compile_start = None
+    if warmup_index is not None and first_training is not None:
+        before = [i for i in range(warmup_index) if lines[i].strip() and not is_launcher_line(lines[i])]
+        compile_start = stamps[before[-1]] if before else 0.0
+        if compile_start > first_training:
+            compile_start = None
+    startup = compile_start if compile_start is not None else first_training
+
+    def span(a: float | None, b: float | None) -> float | None:
+        return round(b - a, 3) if a is not None and b is not None and b >= a else None
+
+    return {
+        "startup_seconds": round(startup, 3) if startup is not None else None,
+        "compile_warmup_seconds": span(compile_start, first_training),
+        "warmup_lines": sum(1 for line in lines if is_warmup_line(line)),
+        "quantization_seconds": span(train_end, artifact_at),
+    }
 
 
 def _sha256(path: Path) -> str:

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -33,13 +34,21 @@ from typing import Any, Callable
 
 from . import RERUN_SCHEMA_VERSION
 from .compare import run_comparison, summarize
+from .config import ConfigError, RerunConfig, build_config, requested_hyperparameters, requested_paths
 from .fa3_usage import fa3_usage
 from .hardware import describe_hardware
-from .harness import ENTRY_SCRIPT, RESERVED_ENV, SeedSpec, display_command, launcher_argv, run_seed
+from .harness import COMPRESSED_SUFFIXES, ENTRY_SCRIPT, RESERVED_ENV, SeedSpec, display_command, launcher_argv, run_seed
+from .hparams import diff_hyperparameters, parse_hyperparameters
 from .isolation import NAMESPACE, prepare_isolation
 
 DEFAULT_SEEDS = (42,)
-DEFAULT_TIMEOUT_S = 1800.0
+# The default per-seed timeout: compile_allowance + factor x (claimed train + claimed eval), where
+# factor is the calibration's speed factor, else an estimate from the process count when the
+# claims were made on the 8-GPU target (the same work on fewer GPUs), else 1. Compilation is not
+# in the claimed times (the scripts time from after their warm-up) and is slower on a cold cache.
+COMPILE_ALLOWANCE_S = {"cuda": 600.0, "cpu": 120.0}
+TARGET_GPUS = 8
+FALLBACK_TRAIN_S = FALLBACK_EVAL_S = 600.0
 HEARTBEAT_S = 30.0
 PREFLIGHT_TIMEOUT_S = 180.0
 
@@ -56,8 +65,9 @@ class RerunRequest:
     seeds: list[int] | None = None
     data_path: str | None = None
     tokenizer_path: str | None = None
+    data_root: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: float | None = None      # None: derived (see COMPILE_ALLOWANCE_S)
     shim_flash_attn: bool = False
     calibrate: bool = False
     calibrate_steps: int | None = None
@@ -150,6 +160,92 @@ def default_seeds(claims: dict[str, Any]) -> list[int]:
     return seeds or list(DEFAULT_SEEDS)
 
 
+def claimed_hyperparameters(ctx) -> dict[str, dict[str, Any]]:
+    """seed -> {"log": path, "values": the hyperparameters its claimed log printed}."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in ctx.runs:
+        if run.seed is None or str(run.seed) in out:
+            continue
+        text = ctx.read_text(run.path)
+        values = parse_hyperparameters(text) if text else {}
+        if values:
+            out[str(run.seed)] = {"log": run.path, "values": values,
+                                  "world_size": getattr(run.record, "world_size", None)}
+    return out
+
+
+_ARTIFACT_NAME = re.compile(r"""['"]([\w./-]+?(?:%s))['"]""" % "|".join(re.escape(s) for s in COMPRESSED_SUFFIXES))
+
+
+def artifact_names(source: str | None, env: dict[str, str], claimed: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """File names the script writes and reads back as its artifact: configured values ending in a
+    compressed suffix (ARTIFACT_PATH=final_model_seed42.int8.ptz, quantized_model_path:
+    final_model.int6.ptz) and such string literals of its code."""
+    names = {v for v in env.values() if v.lower().endswith(COMPRESSED_SUFFIXES)}
+    for entry in claimed.values():
+        names |= {v for v in entry["values"].values() if v.lower().endswith(COMPRESSED_SUFFIXES)}
+    if source:
+        names |= {m.group(1) for m in _ARTIFACT_NAME.finditer(source)}
+    return tuple(sorted(names))
+
+
+def derive_timeout(claims: dict[str, Any], config: RerunConfig, device: str, nproc: int,
+                   calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """The default per-seed timeout (see COMPILE_ALLOWANCE_S), with its formula in words."""
+    seeds = [c for c in (claims.get("seeds") or {}).values() if isinstance(c, dict)]
+    trains = [c["train_seconds"] for c in seeds if c.get("train_seconds")]
+    evals = [c["eval_seconds"] for c in seeds if c.get("eval_seconds")]
+    train = max(trains) if trains else FALLBACK_TRAIN_S
+    evaluation = max(evals) if evals else FALLBACK_EVAL_S
+    hardware = str(claims.get("hardware") or "")
+    factor_value = (calibration or {}).get("speed_factor")
+    if factor_value:
+        factor, why = float(factor_value), "the calibration's speed factor"
+    elif device == "cuda" and nproc < TARGET_GPUS and (not hardware or "H100" in hardware):
+        factor, why = TARGET_GPUS / nproc, f"an estimate: the work of {TARGET_GPUS} GPUs on {nproc} (no --calibrate)"
+    else:
+        factor, why = 1.0, "claims made on hardware like this one" if hardware else "no calibration"
+    caps = []
+    for seed_config in config.seeds.values():
+        try:
+            caps.append(float(seed_config.env["MAX_WALLCLOCK_SECONDS"]))
+        except (KeyError, ValueError):
+            pass
+    train_budget = train * factor
+    cap_text = ""
+    if caps and 0 < max(caps) < train_budget:
+        train_budget = max(caps)
+        cap_text = f", capped by MAX_WALLCLOCK_SECONDS={max(caps):g}"
+    allowance = COMPILE_ALLOWANCE_S.get(device, COMPILE_ALLOWANCE_S["cuda"])
+    total = allowance + train_budget + evaluation * factor
+    formula = (f"{allowance:.0f} s startup/compile allowance + {train_budget:.0f} s training ({train:g} s claimed x "
+               f"{factor:g}{cap_text}) + {evaluation * factor:.0f} s evaluation ({evaluation:g} s claimed x {factor:g}); "
+               f"factor: {why}" + ("" if trains and evals else "; the track's limits stand in for missing claims"))
+    return {"seconds": round(total, 1), "source": "derived", "formula": formula, "factor": factor,
+            "compile_allowance_seconds": allowance}
+
+
+def compare_configuration(run: dict[str, Any], seed: int, claimed: dict[str, dict[str, Any]],
+                          requested: dict[str, str], paths: list[str], nproc: int) -> dict[str, Any]:
+    """The rerun's printed hyperparameters against the claimed log's for this seed."""
+    printed = run.get("hyperparameters") or {}
+    entry = claimed.get(str(seed))
+    asked = dict(requested)
+    if entry is None and claimed:
+        entry = next(iter(claimed.values()))
+        asked["seed"] = "--seeds (no claimed log for this seed; compared with another seed's)"
+    if entry is None:
+        return {"status": "unavailable", "note": "no claimed log of this folder prints its hyperparameters"}
+    if not printed:
+        return {"status": "unavailable", "claimed_log": entry["log"],
+                "note": "the rerun printed no hyperparameters (it stopped before, or the script prints none)"}
+    claimed_world = entry["values"].get("world_size") or entry.get("world_size")
+    topology_changed = str(claimed_world) != str(nproc) if claimed_world is not None else True
+    diff = diff_hyperparameters(entry["values"], printed, requested=asked, requested_paths=paths,
+                                topology_changed=topology_changed)
+    return {"status": "differs" if diff["unrequested"] else "same", "claimed_log": entry["log"], **diff}
+
+
 @functools.lru_cache(maxsize=8)
 def preflight(python: str, device: str) -> tuple[dict[str, Any] | None, str | None]:
     """The child's Python, torch and CUDA, or why torchrun cannot run at all (an
@@ -193,14 +289,20 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
         raise RerunSetupError(f"{req.folder}: {exc}") from None
     claims = gather_claims(ctx)
     seeds = list(req.seeds) if req.seeds else default_seeds(claims)
+    source = ctx.code.source if ctx.code is not None else None
+    readme = ctx.read_text(ctx.readme_file) if ctx.readme_file else None
+    try:
+        config = build_config(folder, readme, source, seeds, data_root=req.data_root, data_path=req.data_path,
+                              tokenizer_path=req.tokenizer_path, env=req.env)
+    except ConfigError as exc:
+        raise RerunSetupError(str(exc)) from None
+    claimed_hparams = claimed_hyperparameters(ctx)
+    requested = requested_hyperparameters(config, source)
+    data_paths = requested_paths(config)
     out = (req.out_dir or Path(tempfile.mkdtemp(prefix="pgolf-rerun-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    env = dict(req.env)
-    if req.data_path:
-        env["DATA_PATH"] = str(Path(req.data_path).expanduser().resolve())
-    if req.tokenizer_path:
-        env["TOKENIZER_PATH"] = str(Path(req.tokenizer_path).expanduser().resolve())
+    env = dict(config.seeds[seeds[0]].env)
     accounting = ctx.code_accounting if ctx.code is not None else None
     code = ({"counted_bytes": accounting.total_bytes, "files": [{"path": f.path, "bytes": f.bytes} for f in accounting.files],
              "rule": "train_gpt.py plus every local file it imports, executes or builds (the static audit's rule)"}
@@ -216,8 +318,11 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
         "device": req.device,
         "seeds": seeds,
         "timeout_seconds": req.timeout_s,
+        "timeout": ({"seconds": req.timeout_s, "source": "--timeout", "formula": "given with --timeout"}
+                    if req.timeout_s else None),
         "out_dir": str(out),
         "env": env,
+        "config": {**config.to_json(), "claimed_logs": {k: v["log"] for k, v in claimed_hparams.items()}},
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "finished_at": None,
         "harness_python": platform.python_version(),
@@ -233,6 +338,14 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
         "summary": None,
         "infrastructure_error": None,
     }
+
+    if rerun["timeout"] is None:
+        rerun["timeout"] = derive_timeout(claims, config, req.device, req.nproc, None)
+        rerun["timeout_seconds"] = rerun["timeout"]["seconds"]
+    else:
+        derived = derive_timeout(claims, config, req.device, req.nproc, None)
+        rerun["timeout"]["formula"] = (f"given with --timeout; the default would be {derived['seconds']:.0f} s: "
+                                       f"{derived['formula']}")
 
     def finish() -> dict[str, Any]:
         rerun["summary"] = summarize(rerun, rerun["limits"])
@@ -279,21 +392,35 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
 
             rerun["calibration"] = run_calibration(device=req.device, nproc=req.nproc, python=req.python, out_dir=out,
                                                    isolation=isolation, steps=req.calibrate_steps,
-                                                   timeout_s=req.timeout_s, progress=update)
+                                                   timeout_s=rerun["timeout_seconds"], progress=update)
         finally:
             progress.end()
 
+    if req.timeout_s is None and (rerun["calibration"] or {}).get("speed_factor"):
+        rerun["timeout"] = derive_timeout(claims, config, req.device, req.nproc, rerun["calibration"])
+        rerun["timeout_seconds"] = rerun["timeout"]["seconds"]
+    if say:
+        say(f"[rerun] per-seed timeout {rerun['timeout_seconds']:.0f} s: {rerun['timeout']['formula']}")
+        for name, item in config.overrides.items():
+            say(f"[rerun] override {name}={item['value']} ({item['source']})")
+
     for index, seed in enumerate(seeds, 1):
         update = progress.begin(f"seed {seed} ({index}/{len(seeds)})")
+        seed_env = config.seeds[seed].env
         try:
             spec = SeedSpec(folder=folder, seed=seed, nproc=req.nproc, device=req.device, out_dir=out / f"seed{seed}",
-                            scratch_dir=out / "scratch" / f"seed{seed}", isolation=isolation, timeout_s=req.timeout_s,
-                            python=req.python, env=env, shim_dir=shim_dir,
+                            scratch_dir=out / "scratch" / f"seed{seed}", isolation=isolation,
+                            timeout_s=rerun["timeout_seconds"], python=req.python, env=seed_env, shim_dir=shim_dir,
                             shim_returns=(rerun["shim"].get("returns") or "out"),
-                            code_bytes=code.get("counted_bytes"), keep_scratch=req.keep_scratch, progress=update)
+                            code_bytes=code.get("counted_bytes"), keep_scratch=req.keep_scratch,
+                            artifact_names=artifact_names(source, seed_env, claimed_hparams), progress=update)
             run = run_seed(spec)
         finally:
             progress.end()
+        run["config_diff"] = compare_configuration(run, seed, claimed_hparams, requested, data_paths, req.nproc)
+        if say and run["config_diff"]["status"] == "differs":
+            say(f"[rerun] seed {seed}: hyperparameters differ from the claimed log without being asked for: "
+                + ", ".join(d["name"] for d in run["config_diff"]["unrequested"]))
         run.update({k: v for k, v in run_comparison(rerun, run).items() if k != "seed"})
         rerun["runs"].append(run)
     if not req.keep_scratch:
