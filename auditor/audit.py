@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import __version__, registry
 from .context import AuditContext, AuditOptions
-from .folder import FolderError, RecordFolder, discover_record_folders
+from .folder import FolderError, RecordFolder, discover_record_folders, track_from_path
 from .model import (
     AuditReport, Category, CheckOutcome, CheckStatus, Confidence, Evidence, Finding, FolderResult, Location, Severity,
 )
@@ -107,12 +106,150 @@ def audit_folder(path: Path, options: AuditOptions, display_path: str | None = N
     return result
 
 
+def _unauditable_result(path: str, display: str, reason: str) -> FolderResult:
+    """The result of a folder whose audit stopped (the process crashed, hung or raised): one
+    meta finding that says why, so the verdict is INCOMPLETE, never PASS (fail closed)."""
+    try:
+        track = track_from_path(Path(path))
+    except (OSError, RuntimeError):  # a symlink loop in the path
+        track = None
+    result = FolderResult(path=display, name=Path(path).name, track=track,
+                          track_source="path" if track else "not determined", ruleset="not determined")
+    result.findings.append(Finding(
+        code=CRASH_CODE, name=CRASH_NAME, severity=Severity.ERROR, confidence=Confidence.HIGH,
+        category=Category.META, message=f"the audit of this folder did not finish ({reason}); nothing was checked, so it cannot pass",
+        evidence=Evidence(values={"reason": reason}),
+    ))
+    result.checks.append(CheckOutcome(CRASH_CODE, CRASH_NAME, CheckStatus.ERROR, reason))
+    result.finalise()
+    return result
+
+
 def _audit_one(args: tuple[str, AuditOptions, str]) -> tuple[str, FolderResult | None, str | None]:
     path, options, display = args
     try:
         return path, audit_folder(Path(path), options, display), None
     except FolderError as exc:
         return path, None, str(exc)
+    except RecursionError:
+        return path, _unauditable_result(path, display, "nesting too deep to analyse"), None
+    except Exception as exc:  # an unexpected error in one folder must not lose the others' reports
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        return path, _unauditable_result(path, display, f"{type(exc).__name__}: {exc}{where}"), None
+
+
+# A folder's audit runs in its own process when isolated, so that a crash of the native
+# parser (libcst segfaults on some deeply nested input) or a hang ends that folder's audit
+# only. Real folders take seconds; the limit is far above that.
+FOLDER_TIME_LIMIT_S = 300.0
+_CHILD_STACK_BYTES = 64 << 20
+
+
+def _isolated_child(args: tuple[str, AuditOptions, str], conn) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
+        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or hard >= _CHILD_STACK_BYTES):
+            resource.setrlimit(resource.RLIMIT_STACK, (max(soft, _CHILD_STACK_BYTES), hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    outcome = _audit_one(args)
+    try:
+        conn.send(outcome)
+    except Exception as exc:  # a result that cannot be sent (pickling) is still reported
+        path, _, display = args
+        conn.send((path, _unauditable_result(path, display, f"result could not be returned: {type(exc).__name__}"), None))
+    conn.close()
+
+
+def _process_context():
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    # fork: the child starts with the rules and parsers already imported
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the analysing process was killed by {name}"
+    return f"the analysing process exited with status {exitcode} without a report"
+
+
+def _audit_isolated(work: list[tuple[str, AuditOptions, str]], jobs: int,
+                    time_limit_s: float) -> list[tuple[str, FolderResult | None, str | None]]:
+    """Audit each folder in its own child process, ``jobs`` at a time; a child that crashes,
+    exits without a result or runs past ``time_limit_s`` gives that folder an INCOMPLETE result."""
+    from multiprocessing.connection import wait
+
+    registry.all_rules()
+    from . import engine  # noqa: F401  (imported once here, inherited by every forked child)
+
+    context = _process_context()
+    outcomes: dict[int, tuple[str, FolderResult | None, str | None]] = {}
+    pending = list(enumerate(work))
+    pending.reverse()
+    running: dict[object, tuple[int, object, object, float]] = {}  # reader -> (index, process, args, deadline)
+    while pending or running:
+        while pending and len(running) < jobs:
+            index, args = pending.pop()
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(target=_isolated_child, args=(args, writer), daemon=True)
+            process.start()
+            writer.close()
+            running[reader] = (index, process, args, time.monotonic() + time_limit_s)
+        now = time.monotonic()
+        timeout = max(0.0, min(deadline for _, _, _, deadline in running.values()) - now)
+        ready = wait(list(running), timeout=timeout)
+        for reader in ready:
+            index, process, args, _ = running.pop(reader)
+            try:
+                outcomes[index] = reader.recv()
+            except (EOFError, OSError, Exception):
+                process.join(5)
+                outcomes[index] = (args[0], _unauditable_result(args[0], args[2], _describe_exit(process.exitcode)), None)
+            reader.close()
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        now = time.monotonic()
+        for reader in [r for r, (_, _, _, deadline) in running.items() if deadline <= now]:
+            index, process, args, _ = running.pop(reader)
+            process.kill()
+            process.join()
+            reader.close()
+            outcomes[index] = (args[0], _unauditable_result(
+                args[0], args[2], f"stopped after the {time_limit_s:.0f}-second limit for one folder"), None)
+    return [outcomes[i] for i in range(len(work))]
+
+
+def audit_folder_isolated(path: Path, options: AuditOptions, display_path: str | None = None,
+                          time_limit_s: float = FOLDER_TIME_LIMIT_S) -> FolderResult:
+    """``audit_folder`` in a child process (see ``_audit_isolated``); FolderError as it raises."""
+    _, result, error = _audit_isolated([(str(path), options, display_path or str(path))], 1, time_limit_s)[0]
+    if result is None:
+        raise FolderError(error or "could not be audited")
+    return result
+
+
+def _expected_cost(path: Path) -> int:
+    """Bytes of Python at the folder's top level: the biggest folders start first, so that
+    one slow folder does not run alone at the end of a parallel run."""
+    try:
+        return sum(e.stat(follow_symlinks=False).st_size for e in os.scandir(path)
+                   if e.name.endswith(".py") and e.is_file(follow_symlinks=False))
+    except OSError:
+        return 0
 
 
 def expand_paths(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[dict[str, str]]]:
@@ -134,13 +271,22 @@ def expand_paths(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[dict[s
     return folders, errors
 
 
-def audit_paths(paths: list[Path], options: AuditOptions) -> AuditReport:
+def audit_paths(paths: list[Path], options: AuditOptions, *, isolated: bool | None = None,
+                time_limit_s: float = FOLDER_TIME_LIMIT_S) -> AuditReport:
+    """Audit every record folder under ``paths``. ``isolated`` (default: when more than one
+    job runs) audits each folder in its own process with ``time_limit_s``, so a parser crash
+    or hang becomes that folder's INCOMPLETE result and every folder is still reported."""
     folders, errors = expand_paths(paths)
     jobs = max(1, min(options.jobs or os.cpu_count() or 1, len(folders)))
     work = [(str(f), options, display) for f, display in folders]
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            outcomes = list(pool.map(_audit_one, work, chunksize=1))
+    if isolated is None:
+        isolated = jobs > 1
+    if isolated and work:
+        order = sorted(range(len(work)), key=lambda i: -_expected_cost(Path(work[i][0])))
+        done = _audit_isolated([work[i] for i in order], jobs, time_limit_s)
+        outcomes: list = [None] * len(work)
+        for position, index in enumerate(order):
+            outcomes[index] = done[position]
     else:
         outcomes = [_audit_one(w) for w in work]
     results = []
@@ -152,4 +298,4 @@ def audit_paths(paths: list[Path], options: AuditOptions) -> AuditReport:
     return AuditReport(tool=tool_info(), results=results, errors=errors)
 
 
-__all__ = ["AuditOptions", "audit_folder", "audit_paths", "tool_info", "run_check", "Location"]
+__all__ = ["AuditOptions", "audit_folder", "audit_folder_isolated", "audit_paths", "tool_info", "run_check", "Location"]

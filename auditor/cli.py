@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from . import __version__, registry
-from .audit import AuditOptions, audit_paths
+from .audit import FOLDER_TIME_LIMIT_S, AuditOptions, audit_paths
 from .model import AuditReport, Verdict
 from .render import RENDERERS, render
 from .rulebase import NON_RECORD_TRACK, RECORD_TRACK
@@ -173,7 +173,10 @@ def exit_code_for(report: AuditReport, fail_on: str) -> int:
               help="Reference record folder for the significance test.")
 @click.option("--records-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Records tree: test against the best earlier record-track folder found there.")
-def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, preview, fail_on, against, records_root):
+@click.option("--folder-time-limit", type=click.FloatRange(min=1), default=FOLDER_TIME_LIMIT_S, show_default=True,
+              help="Seconds one folder's audit may take; past it the folder is INCOMPLETE.")
+def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, preview, fail_on, against, records_root,
+                  folder_time_limit):
     """Audit record folders (or folders containing record folders)."""
     select_codes, ignore_codes = validated_selection(ruleset, select, ignore)
     for label, folder in (("--against", against), ("--records-root", records_root)):
@@ -184,7 +187,8 @@ def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, prev
         preview=preview, fail_on=fail_on, against=against, records_root=records_root, jobs=jobs or os.cpu_count() or 1,
     )
     targets = list(paths) or [bundled_example()]
-    report = audit_paths(targets, options)
+    # each folder in its own process: a parser crash or hang costs that folder only
+    report = audit_paths(targets, options, isolated=True, time_limit_s=folder_time_limit)
     emit(report, render(report, fmt), output)
     sys.exit(exit_code_for(report, fail_on))
 
