@@ -24,6 +24,18 @@ For each process count (``--nproc``, default ``1,all``): one bare ``torchrun`` o
     python benchmarks/rerun_gpu.py --out OUT --only fa3 --nproc all
     python benchmarks/rerun_gpu.py --out OUT --table                    # the table only
 
+Real merged records (``--real FOLDER ...``): each folder is rerun with nothing typed by hand but
+the overrides (``--real-env``, by default ``MAX_WALLCLOCK_SECONDS=45``): the configuration comes
+from its README and logs, the data from ``--data-root`` pointing at a small challenge-format data
+folder that ``--build-data`` writes from the generated corpus of ``reference_impl.dataset`` (no
+download): ``datasets/fineweb10B_sp1024`` with an sp1024 BPE tokenizer trained like the
+challenge's (``tokenizers/fineweb_1024_bpe.model``) and ``datasets/fineweb10B_sp8192``
+tokenized with a shipped SP8192 model (``--sp8192-model``, e.g. the one inside a record folder):
+
+    python benchmarks/rerun_gpu.py --out OUT --build-data --sp8192-model REC/fineweb_8192_bpe.model \
+        --real records/track_10min_16mb/2026-03-17_NaiveBaseline --shim-flash-attn
+    python benchmarks/rerun_gpu.py --out OUT --real-table             # the table of real reruns
+
 Without ``--only`` one invocation does everything (about 15-25 minutes on one 8-GPU node).
 ``--device cpu`` runs the same plumbing with tiny settings as a dry run (no measurement).
 
@@ -82,6 +94,17 @@ def parse_args(argv=None):
     parser.add_argument("--table", action="store_true", help="print the table of what is measured and stop")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                         help="cpu: dry run of the plumbing with tiny settings (not a measurement)")
+    parser.add_argument("--real", nargs="+", type=Path, default=None, help="real record folders to rerun")
+    parser.add_argument("--real-env", action="append", default=None, metavar="NAME=VALUE",
+                        help="overrides for the real reruns [default: MAX_WALLCLOCK_SECONDS=45]")
+    parser.add_argument("--real-seeds", default=None,
+                        help="comma-separated seed per --real folder (one seed each) [default: the claimed seeds]")
+    parser.add_argument("--real-timeout", type=float, default=None, help="--timeout of the real reruns [default: derived]")
+    parser.add_argument("--shim-flash-attn", action="store_true", help="rerun the real records with the FA3 shim")
+    parser.add_argument("--build-data", action="store_true", help="write OUT/data (challenge layout) first")
+    parser.add_argument("--sp8192-model", type=Path, default=None, help="SP8192 sentencepiece model for OUT/data")
+    parser.add_argument("--data-tokens", type=int, default=3_000_000, help="training tokens per dataset (about)")
+    parser.add_argument("--real-table", action="store_true", help="print the table of the real reruns and stop")
     return parser.parse_args(argv)
 
 
@@ -324,10 +347,135 @@ def table(results: dict) -> str:
     return "\n".join(lines + [""] + notes) + "\n"
 
 
+# ---- real records ------------------------------------------------------------------------------
+
+
+def build_challenge_data(root: Path, sp8192_model: Path | None, train_tokens: int) -> dict:
+    """A challenge-format data folder from the generated corpus (no download).
+
+    ``datasets/fineweb10B_sp1024`` with its tokenizer trained here (BPE, 1024 pieces, byte
+    fallback, ids <unk>=0 <s>=1 </s>=2, as the challenge's), and ``datasets/fineweb10B_sp8192``
+    tokenized with the given SP8192 model. One validation shard (the first documents) and
+    training shards of 1M tokens from the rest, BOS before each document.
+    """
+    import numpy as np
+    import sentencepiece as spm
+
+    from pgolf_audit.reference_impl.dataset import encode_documents, generate_documents, train_tokenizer
+    from pgolf_audit.reference_impl.shards import write_shard
+
+    started = time.monotonic()
+    val_docs = generate_documents(11, 900)
+    train_docs = generate_documents(12, max(2000, train_tokens // 180))
+    tokenizers = {1024: train_tokenizer(train_docs[:3000], 1024, root / "tokenizers" / "fineweb_1024_bpe.model")}
+    if sp8192_model is not None:
+        target = root / "tokenizers" / "fineweb_8192_bpe.model"
+        shutil.copyfile(sp8192_model, target)
+        tokenizers[8192] = target
+    summary = {}
+    for vocab, model in tokenizers.items():
+        sp = spm.SentencePieceProcessor(model_file=str(model))
+        folder = root / "datasets" / f"fineweb10B_sp{vocab}"
+        val = encode_documents(sp, val_docs)
+        train = encode_documents(sp, train_docs)
+        write_shard(folder / "fineweb_val_000000.bin", val)
+        for index, start in enumerate(range(0, train.size, 1_000_000)):
+            write_shard(folder / f"fineweb_train_{index:06d}.bin", train[start:start + 1_000_000])
+        summary[f"sp{vocab}"] = {"val_tokens": int(val.size), "train_tokens": int(train.size),
+                                 "pieces": int(sp.get_piece_size()), "max_id": int(np.max(train))}
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def rerun_real(folder: Path, out: Path, data_root: Path, env: list[str], shim: bool, timeout: float | None,
+               seed: str | None = None) -> dict:
+    name = folder.name
+    work = out / "real" / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    args = ["rerun", str(folder), "--nproc", "1", "--data-root", str(data_root), "--out", str(work / "rerun"),
+            "--format", "json", "-o", str(work / "report.json")]
+    for item in env:
+        args += ["--env", item]
+    if shim:
+        args.append("--shim-flash-attn")
+    if timeout:
+        args += ["--timeout", str(timeout)]
+    if seed:
+        args += ["--seeds", seed]
+    say(f"{name}: pgolf-audit {' '.join(args)}")
+    started = time.monotonic()
+    cli = subprocess.run([sys.executable, "-m", "pgolf_audit", *args], stdout=sys.stderr)
+    total = time.monotonic() - started
+    report = json.loads((work / "report.json").read_text(encoding="utf-8")) if (work / "report.json").is_file() else {}
+    entry = {"record": name, "exit_code": cli.returncode, "cli_seconds": round(total, 1), "verdict": report.get("verdict"),
+             "findings": [(f["code"], f["severity"], f["message"]) for f in report.get("findings", [])
+                          if f["code"].startswith("PG8")], "rerun": report.get("rerun")}
+    results = load_results(out / "real")
+    results[name] = entry
+    (out / "real" / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return entry
+
+
+def real_table(results: dict) -> str:
+    if not results:
+        return "no real record rerun yet\n"
+    first = next(iter(results.values()))["rerun"] or {}
+    hw, sw = first.get("hardware") or {}, first.get("software") or {}
+    lines = [
+        f"Measured with `benchmarks/rerun_gpu.py --real` on {hw.get('description')} (driver {hw.get('driver')}), "
+        f"torch {sw.get('torch')}, CUDA {sw.get('cuda')}, {_dt.date.today().isoformat()}.",
+        "",
+        "| record | seed | status | config vs claimed log | overrides | timeout s | wall s | startup s | compile + warm-up s "
+        "| train loop s (reported) | quantization s | eval s (reported) | artifact bytes measured / logged "
+        "| val_bpb | peak GPU MiB |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for name, entry in results.items():
+        rerun = entry.get("rerun") or {}
+        overrides = ", ".join(f"{k}={v['value']}" if v["source"] == "--env" else f"{k} ({v['source']})"
+                              for k, v in ((rerun.get("config") or {}).get("overrides") or {}).items())
+        for run in rerun.get("runs") or []:
+            diff = run.get("config_diff") or {}
+            status = diff.get("status")
+            config = (f"same ({diff.get('same')} of {diff.get('compared')} equal; requested {len(diff.get('requested') or [])}, "
+                      f"explained {len(diff.get('explained') or [])})" if status == "same" else
+                      f"differs: {', '.join(d['name'] for d in diff.get('unrequested') or [])}" if status == "differs"
+                      else f"not compared: {diff.get('note')}")
+            lines.append(
+                f"| {name} | {run.get('seed')} | {run.get('status')} | {config} | {overrides} "
+                f"| {fmt(rerun.get('timeout_seconds'), 0)} | {fmt(run.get('wall_seconds'))} | {fmt(run.get('startup_seconds'))} "
+                f"| {fmt(run.get('compile_warmup_seconds'))} | {fmt(run.get('train_loop_seconds'))} ({fmt(run.get('reported_train_seconds'))}) "
+                f"| {fmt(run.get('quantization_seconds'))} | {fmt(run.get('eval_seconds'))} ({fmt(run.get('reported_eval_seconds'))}) "
+                f"| {fmt(run.get('artifact_bytes'))} / {fmt(run.get('reported_artifact_bytes'))} "
+                f"| {fmt(run.get('val_bpb'), 4)} | {fmt(run.get('peak_gpu_memory_mib'))} |")
+        notes.append(f"- {name}: verdict {entry.get('verdict')}, exit {entry.get('exit_code')}, `pgolf-audit rerun` "
+                     f"{fmt(entry.get('cli_seconds'))} s; timeout: {(rerun.get('timeout') or {}).get('formula')}; PG8xx: "
+                     + ("; ".join(f"{c} {s}: {m[:160]}" for c, s, m in entry.get("findings") or []) or "none"))
+    return "\n".join(lines + [""] + notes) + "\n"
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if args.build_data:
+        say(f"building {out / 'data'}")
+        print(json.dumps(build_challenge_data(out / "data", args.sp8192_model, args.data_tokens)), file=sys.stderr)
+    if args.real or args.real_table:
+        seeds = args.real_seeds.split(",") if args.real_seeds else [None] * len(args.real or [])
+        for folder, seed in zip(args.real or [], seeds):
+            rerun_real(folder.resolve(), out, out / "data", args.real_env or ["MAX_WALLCLOCK_SECONDS=45"],
+                       args.shim_flash_attn, args.real_timeout, seed)
+        (out / "real").mkdir(parents=True, exist_ok=True)
+        text = real_table(load_results(out / "real"))
+        (out / "real" / "table.md").write_text(text, encoding="utf-8")
+        print(text)
+        return
+    if args.build_data:
+        return
     if not args.table:
         visible = gpu_count(args.device)
         if visible == 0:
