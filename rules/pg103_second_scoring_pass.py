@@ -192,7 +192,14 @@ class SecondScoringPass(AstRule):
                 f"{d.snippet(sel.site)} at {d.where(sel.site)} keeps the better of scoring passes ({lines}): the "
                 f"reported score must be the single first pass (R-EVAL-C4-SINGLE-PASS)"
             )
-            yield self.hit(sel.site, message, related=passes)
+            scored = [o for e in analysis.events.get(sel.site.func, ()) if e.kind == "score" for o in e.origins]
+            severity = None
+            if scored and not any(analysis.val_by_flow(o, sel.site.func) for o in scored):
+                # the passes score a parameter named like validation data that no caller fills
+                # with it (a temperature fitted on training tokens is legal)
+                severity = Severity.WARNING
+                message += " [the scored data is validation data by its name only; check what the callers pass]"
+            yield self.hit(sel.site, message, related=passes, severity=severity)
         for grid in analysis.all_grids():
             loop = ir.render(grid.loop.iter, limit=60) if grid.loop is not None else "?"
             loop_site = d.Site(grid.site.func, grid.loop) if grid.loop is not None else None

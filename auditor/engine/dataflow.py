@@ -527,6 +527,16 @@ class Analysis:
             return any(c.root == "VAL" for c in self.concrete(origin, func))
         return False
 
+    def val_by_flow(self, origin: Origin, func: ir.FunctionIR) -> bool:
+        """Validation data established by data flow (a validation file, or a caller passing
+        it), not only by a parameter's name (``val_tokens`` that no caller fills)."""
+        if origin.root == "VAL":
+            return True
+        if origin.root.startswith("P:"):
+            actual = self.summaries.get(func, Summary()).param_actual.get(origin.root[2:])
+            return bool(actual) and any(c.root == "VAL" for c in actual)
+        return False
+
     def val_loaders(self, origins: Iterable[Origin], func: ir.FunctionIR) -> list[str]:
         """Markers of loaders over validation files that these origins came from."""
         out = []
