@@ -284,12 +284,29 @@ def _rerun_cli(folder: Path, out: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.slow
-def test_env_override_is_listed_and_the_comparison_marked(demo, tmp_path):
-    # a copy elsewhere: the README's relative data paths no longer lead anywhere, --data-root does
+def _moved_copy(demo, tmp_path: Path) -> Path:
+    """The demo record elsewhere: its README's relative data paths no longer lead anywhere."""
     folder = tmp_path / "moved" / demo.record_dir.name
     shutil.copytree(demo.record_dir, folder)
-    doc = _rerun_cli(folder, tmp_path / "out", "--data-root", str(demo.data_dir), "--env", "ITERATIONS=8")
+    return folder
+
+
+@pytest.mark.slow
+def test_data_root_alone_reproduces_the_claim(demo, tmp_path):
+    doc = _rerun_cli(_moved_copy(demo, tmp_path), tmp_path / "out", "--data-root", str(demo.data_dir))
+    run = doc["rerun"]["runs"][0]
+    assert run["status"] == "ok", run.get("log_tail")
+    assert run["val_bpb"] == pytest.approx(demo.runs[0].val_bpb, abs=1e-6) and run["within_claimed_spread"] is True
+    assert run["config_diff"]["status"] == "same" and run["config_diff"]["unrequested"] == []
+    assert doc["rerun"]["summary"]["comparable"]["claimed_configuration"] is True
+    assert not [f for f in doc["findings"] if f["code"] in ("PG801", "PG802", "PG803") or
+                (f["code"] == "PG805" and f["severity"] != "info")]
+
+
+@pytest.mark.slow
+def test_env_override_is_listed_and_the_comparison_marked(demo, tmp_path):
+    doc = _rerun_cli(_moved_copy(demo, tmp_path), tmp_path / "out", "--data-root", str(demo.data_dir),
+                     "--env", "ITERATIONS=8")
     rerun = doc["rerun"]
     run = rerun["runs"][0]
     assert run["status"] == "ok", run.get("log_tail")

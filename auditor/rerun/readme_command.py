@@ -39,6 +39,7 @@ _LAUNCHERS = re.compile(r"^(torchrun|python[0-9.]*)$")
 _PREFIX_WORDS = {"env", "nohup", "time", "exec", "command", "do", "then", "else", "{", "("}
 _SEPARATORS = {";", "&&", "||", "|", "&", ";;"}
 MAX_LOOP_VALUES = 64
+MAX_LAUNCHES = 256  # nested loops multiply; a README never needs more concrete launches than this
 
 
 @dataclass
@@ -208,7 +209,7 @@ def _expand_launch(number: int, line: str, raw_env: dict[str, str], shell_vars: 
                    loops: list[tuple[str, list[str]]], words: list[str]) -> list[Launch]:
     combos: list[dict[str, str]] = [{}]
     for name, values in loops:
-        combos = [{**c, name: v} for c in combos for v in values] or combos
+        combos = ([{**c, name: v} for c in combos for v in values] or combos)[:MAX_LAUNCHES]
     out = []
     for combo in combos:
         variables = {**shell_vars, **combo}
