@@ -10,7 +10,10 @@ SHOWN = 8
 
 
 def _pairs(items: list[dict]) -> str:
-    shown = [f"{d['name']} {d.get('claimed')!s} -> {d.get('rerun')!s}" for d in items[:SHOWN]]
+    def value(v):
+        return "(not printed)" if v is None else str(v)
+
+    shown = [f"{d['name']} {value(d.get('claimed'))} -> {value(d.get('rerun'))}" for d in items[:SHOWN]]
     more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
     return "; ".join(shown) + more
 
