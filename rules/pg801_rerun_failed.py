@@ -15,6 +15,15 @@ FA3_TAIL = ("Traceback (most recent call last):\n  File \"train_gpt.py\", line 1
             "    from flash_attn_interface import flash_attn_func as flash_attn_3_func\n"
             "ModuleNotFoundError: No module named 'flash_attn_interface'")
 
+MISSING_DATA_TAIL = ("Traceback (most recent call last):\n  File \"train_gpt.py\", line 610, in main\n"
+                     "FileNotFoundError: No files found for pattern: "
+                     "/root/code/parameter-golf/data/datasets/fineweb10B_sp1024/fineweb_train_*.bin")
+
+
+def _with_missing_data(rerun: dict) -> dict:
+    rerun["config"] = {"missing_data_paths": {"DATA_PATH": "/root/code/parameter-golf/data/datasets/fineweb10B_sp1024"}}
+    return rerun
+
 
 def _tail(run: dict, lines: int = TAIL_LINES) -> str | None:
     text = run.get("log_tail") or ""
@@ -78,6 +87,10 @@ class RerunFailed(Check):
             example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"], exit_code=1,
                         artifact_path=None, log_tail=FA3_TAIL)])},
             message_contains=("--shim-flash-attn",)),
+        FolderCase("the README's absolute data path does not exist here", options={"rerun_result": _with_missing_data(
+            example_rerun([example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"],
+                                       exit_code=1, artifact_path=None, log_tail=MISSING_DATA_TAIL)]))},
+            message_contains=("DATA_PATH=/root/code/parameter-golf/data/datasets/fineweb10B_sp1024", "--data-root")),
         FolderCase("data not found without --data-path", options={"rerun_result": example_rerun([
             example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"], exit_code=1,
                         artifact_path=None,
@@ -113,6 +126,7 @@ class RerunFailed(Check):
             raise IncompleteCheck(f"the rerun could not run: {rerun['infrastructure_error']}")
         hardware = (rerun.get("hardware") or {}).get("description") or "unknown hardware"
         shim = (rerun.get("shim") or {})
+        missing = (rerun.get("config") or {}).get("missing_data_paths") or {}
         for run in rerun.get("runs") or []:
             seed = run.get("seed")
             # The script is where the problem is; the rerun's log (outside the folder) is evidence.
@@ -141,10 +155,14 @@ class RerunFailed(Check):
                 text = (tail or "") + "\n" + (run.get("log_tail") or "")
                 if "flash_attn_interface" in text and not shim.get("flash_attn"):
                     hint = "; the script imports flash_attn_interface (FlashAttention 3), not installed here: rerun with --shim-flash-attn"
+                elif missing and any(w in text for w in ("No such file", "not found", "No files", "no files match")):
+                    hint = ("; " + ", ".join(f"{k}={v}" for k, v in missing.items()) + " (from the README) "
+                            f"{'does' if len(missing) == 1 else 'do'} not exist on this machine: rerun with --data-root DIR "
+                            "(a data folder with datasets/ and tokenizers/)")
                 elif "DATA_PATH" not in (rerun.get("env") or {}) and any(
                         w in text for w in ("No such file", "not found", "No files", "no files match", "fineweb_")):
                     hint = ("; DATA_PATH was not set, so the script looked for data relative to its scratch folder: "
-                            "rerun with --data-path and --tokenizer-path")
+                            "rerun with --data-root DIR (or --data-path and --tokenizer-path)")
                 yield self.finding(
                     f"seed {seed}: train_gpt.py exited with exit code {run.get('exit_code')} after "
                     f"{fmt_s(run.get('wall_seconds'), 1)} on {hardware}: {last[0][:200]}{hint}{no_artifact}",

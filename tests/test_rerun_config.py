@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pgolf_audit.rerun.config import ConfigError, build_config, requested_hyperparameters, script_variables
+from pgolf_audit.rerun.config import (ConfigError, build_config, missing_data_paths, requested_hyperparameters,
+                                      script_variables)
 from pgolf_audit.rerun.harness import WatchedFile, _choose_artifact, _phases
 from pgolf_audit.rerun.hparams import diff_hyperparameters, is_warmup_line, parse_hyperparameters
 from pgolf_audit.rerun.readme_command import launch_commands, launch_for_seed
@@ -189,6 +190,18 @@ def test_data_root_maps_the_variables_the_script_reads(layout):
     # a folder-valued DATA_DIR (the SP8192 scripts) is the data root itself
     dir_script = "import os\ndata_dir = os.environ.get('DATA_DIR', './data/')\n"
     assert build_config(folder, None, dir_script, [1], data_root=data).data_mapping == {"DATA_DIR": str(data)}
+
+
+def test_absolute_readme_data_paths_missing_here_are_named(layout):
+    folder, data = layout
+    readme = ("```\nDATA_PATH=/root/code/parameter-golf/data/datasets/fineweb10B_sp1024 RUN_ID=x "
+              "TOKENIZER_PATH=/root/code/parameter-golf/data/tokenizers/fineweb_1024_bpe.model "
+              "torchrun --standalone --nproc_per_node=8 /root/code/parameter-golf/train_gpt.py\n```\n")
+    config = build_config(folder, readme, SCRIPT, [1337])
+    assert missing_data_paths(config) == {
+        "DATA_PATH": "/root/code/parameter-golf/data/datasets/fineweb10B_sp1024",
+        "TOKENIZER_PATH": "/root/code/parameter-golf/data/tokenizers/fineweb_1024_bpe.model"}
+    assert missing_data_paths(build_config(folder, readme, SCRIPT, [1337], data_root=data)) == {}
 
 
 def test_data_root_errors_are_clear(layout, tmp_path):

@@ -211,6 +211,19 @@ def build_config(folder: Path, readme_text: str | None, source: str | None, seed
                        resolved)
 
 
+def missing_data_paths(config: RerunConfig) -> dict[str, str]:
+    """Data variables of the configuration whose absolute path does not exist on this machine
+    (a README written on another machine: ``DATA_PATH=/root/code/parameter-golf/data/...``)."""
+    missing: dict[str, str] = {}
+    for seed_config in config.seeds.values():
+        for name, value in seed_config.env.items():
+            if not is_data_variable(name) or not os.path.isabs(value) or any(ch in value for ch in "*?["):
+                continue
+            if not os.path.exists(value):
+                missing.setdefault(name, value)
+    return missing
+
+
 def requested_hyperparameters(config: RerunConfig, source: str | None) -> dict[str, str]:
     """Hyperparameter names the overrides set -> the option that set them.
 
@@ -232,4 +245,4 @@ def requested_paths(config: RerunConfig) -> list[str]:
 
 
 __all__ = ["ConfigError", "RerunConfig", "SeedConfig", "build_config", "script_variables", "requested_hyperparameters",
-           "requested_paths", "HARNESS_OWNED"]
+           "requested_paths", "missing_data_paths", "HARNESS_OWNED"]

@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 from . import RERUN_SCHEMA_VERSION
 from .compare import run_comparison, summarize
-from .config import ConfigError, RerunConfig, build_config, requested_hyperparameters, requested_paths
+from .config import (ConfigError, RerunConfig, build_config, missing_data_paths, requested_hyperparameters,
+                     requested_paths)
 from .fa3_usage import fa3_usage
 from .hardware import describe_hardware
 from .harness import COMPRESSED_SUFFIXES, ENTRY_SCRIPT, RESERVED_ENV, SeedSpec, display_command, launcher_argv, run_seed
@@ -322,7 +323,8 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
                     if req.timeout_s else None),
         "out_dir": str(out),
         "env": env,
-        "config": {**config.to_json(), "claimed_logs": {k: v["log"] for k, v in claimed_hparams.items()}},
+        "config": {**config.to_json(), "claimed_logs": {k: v["log"] for k, v in claimed_hparams.items()},
+                   "missing_data_paths": missing_data_paths(config)},
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "finished_at": None,
         "harness_python": platform.python_version(),
@@ -403,6 +405,8 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
         say(f"[rerun] per-seed timeout {rerun['timeout_seconds']:.0f} s: {rerun['timeout']['formula']}")
         for name, item in config.overrides.items():
             say(f"[rerun] override {name}={item['value']} ({item['source']})")
+        for name, value in rerun["config"]["missing_data_paths"].items():
+            say(f"[rerun] warning: {name}={value} does not exist here (give --data-root DIR)")
 
     for index, seed in enumerate(seeds, 1):
         update = progress.begin(f"seed {seed} ({index}/{len(seeds)})")
