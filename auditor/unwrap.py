@@ -44,7 +44,7 @@ from typing import Callable
 
 import libcst as cst
 
-from pgolf_audit.cstutil import SourceParseError, dotted_name, parse_module
+from pgolf_audit.cstutil import SourceParseError, dotted_name, parse_module, visit_readonly
 from pgolf_audit.lines import LineTable
 
 DEFAULT_MAX_OUTPUT_BYTES = 16 << 20
@@ -602,6 +602,299 @@ def _contains_decoder_call(node: cst.CSTNode) -> bool:
                 return True
         pending.extend(current.children)
     return False
+
+
+# ---------------------------------------------------------------------------------------
+# Source checks before any parse, and code that runs data (hidden code)
+
+_UTF8_NAMES = {"utf-8", "utf8", "utf_8", "u8", "utf", "cp65001", "utf-8-sig", "utf8-sig", "utf_8_sig"}
+_COOKIE_RE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_BLANK_OR_COMMENT_RE = re.compile(r"^[ \t\f]*(?:#.*)?$")
+
+# CPython refuses more than 200 nested brackets ("too many nested parentheses"), so deeper
+# nesting is not a program Python runs; libcst crashes or takes minutes on far less deep input.
+MAX_BRACKET_DEPTH = 200
+# Operators in one expression without a separator (1+1+...): libcst's time grows faster than
+# linearly with the chain (2,000 terms take about a second, 20,000 more than five minutes).
+MAX_OPERATOR_CHAIN = 1000
+_SHAPE_TOKEN_RE = re.compile(
+    r"""(?P<string>[rRbBuUfF]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^\\'\n])*'|"(?:\\.|[^\\"\n])*"))"""
+    r"|(?P<comment>\#[^\n]*)|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<sep>[,;:\n]|=(?!=))"
+    r"|(?P<op>\*\*|//|<<|>>|[-+*/%@&|^~<>]|==|!=|\band\b|\bor\b|\bnot\b)",
+    re.S,
+)
+
+
+def coding_cookie(text: str) -> str | None:
+    """The encoding a coding cookie in the first two lines declares (PEP 263), lower-cased."""
+    for line in text.split("\n", 2)[:2]:
+        match = _COOKIE_RE.match(line)
+        if match:
+            return match.group(1).lower()
+        if not _BLANK_OR_COMMENT_RE.match(line.rstrip("\r")):
+            return None
+    return None
+
+
+def check_source_shape(text: str, file: str, layer: int = 0, *, from_file: bool = True) -> None:
+    """Refuse, before libcst sees it, source that the audit cannot read as Python reads it:
+    a coding cookie other than UTF-8 (``# coding: utf-7`` makes Python read statements where
+    a UTF-8 reader sees a comment), bracket nesting past CPython's own limit, or an operator
+    chain long enough to stall the parser. ``from_file``: the text is a file that Python
+    decodes by its cookie (exec of a str ignores the cookie)."""
+    if from_file:
+        declared = coding_cookie(text)
+        if declared is not None and declared not in _UTF8_NAMES and not (declared in ("ascii", "us-ascii") and text.isascii()):
+            raise UnwrapError(f"declares the source encoding {declared!r}; only UTF-8 source can be read as Python reads it",
+                              file, 1, layer)
+    depth = chain = 0
+    line = 1
+    for match in _SHAPE_TOKEN_RE.finditer(text):
+        kind = match.lastgroup
+        if kind == "open":
+            depth += 1
+            if depth > MAX_BRACKET_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                raise UnwrapError(f"brackets nested more than {MAX_BRACKET_DEPTH} deep (Python itself refuses this)",
+                                  file, line, layer)
+        elif kind == "close":
+            depth = max(0, depth - 1)
+        elif kind == "sep":
+            chain = 0
+        elif kind == "op":
+            chain += 1
+            if chain > MAX_OPERATOR_CHAIN:
+                line = text.count("\n", 0, match.start()) + 1
+                raise UnwrapError(f"an expression chains more than {MAX_OPERATOR_CHAIN} operators; too large to analyse",
+                                  file, line, layer)
+
+
+# Cheap test for code that could run data: a name of an exec-like builtin (not an attribute
+# such as model.eval), the builtins namespace, or lookups that can reach it.
+_RUNS_DATA_HINT_RE = re.compile(
+    r"(?<![\w.])(?:exec|eval|compile|__import__|__builtins__|builtins|run_path|run_module|getattr|vars|globals|locals)\b"
+    r"|__dict__|\bsys\s*\.\s*modules\b|\bmarshal\b|\bimport_module\b"
+)
+_EXEC_BUILTINS = {"exec", "eval", "compile", "__import__"}
+_RUNS_DATA_FUNCTIONS = {"builtins.exec", "builtins.eval", "builtins.compile", "builtins.__import__",
+                        "runpy.run_path", "runpy.run_module", "importlib.import_module", "marshal.loads",
+                        "types.FunctionType", "types.CodeType"}
+_BUILTINS_NAMESPACE = {"builtins", "__builtins__"}
+_HIDDEN_NAME_STRINGS = {"__builtins__", "builtins", "__import__"}
+
+
+@dataclass(frozen=True)
+class DataRunningCall:
+    """A place where the code reaches exec/eval/compile (or the builtins namespace) in a way
+    that runs something other than a literal."""
+
+    line: int | None
+    code: str
+    top: cst.BaseStatement
+    node: cst.CSTNode
+
+
+class _RunsDataScanner:
+    """Finds references to exec-like callables however they are spelled: direct calls, import
+    aliases, assigned aliases (``run = exec``), the builtins module or ``__builtins__`` reached
+    by attribute, ``getattr``, ``vars(...)[...]`` or a string key. A call of such a callable
+    with only literal arguments (``exec("x = 1")``) is readable and is not reported."""
+
+    def __init__(self, module: cst.Module):
+        self.module = module
+        self.aliases: dict[str, str] = {}   # local name -> qualified callable/module it names
+        self.defined: set[str] = set()      # names the module defines itself (def, class, other assignments)
+        self.found: list[tuple[cst.CSTNode, cst.BaseStatement]] = []
+        self.top: cst.BaseStatement | None = None
+        self.literal_calls: set[int] = set()   # ids of callee nodes called with literal arguments only
+        self.binding_names: set[int] = set()   # ids of Name nodes that name a def, class, parameter or keyword
+
+    def scan(self) -> list[tuple[cst.CSTNode, cst.BaseStatement]]:
+        for _ in range(3):  # assignments may alias names bound later in the file
+            for top in self.module.body:
+                visit_readonly(top, _BindingCollector(self))
+        # module-level definitions shadow a builtin of the same name (methods named eval do not)
+        for top in self.module.body:
+            if isinstance(top, (cst.FunctionDef, cst.ClassDef)) and top.name.value not in self.aliases:
+                self.defined.add(top.name.value)
+            elif isinstance(top, cst.SimpleStatementLine):
+                for small in top.body:
+                    targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else []
+                    self.defined.update(t.value for t in targets if isinstance(t, cst.Name) and t.value not in self.aliases)
+        for top in self.module.body:
+            self.top = top
+            visit_readonly(top, self)
+        return self.found
+
+    def resolve(self, node: cst.BaseExpression) -> str | None:
+        """Qualified name an expression refers to, through import and assignment aliases."""
+        if isinstance(node, cst.Name):
+            if node.value in self.aliases:
+                return self.aliases[node.value]
+            if node.value in self.defined:
+                return None
+            if node.value in _EXEC_BUILTINS:
+                return "builtins." + node.value
+            if node.value == "__builtins__":
+                return "builtins"
+            return node.value
+        if isinstance(node, cst.Attribute):
+            owner = self.resolve(node.value)
+            return f"{owner}.{node.attr.value}" if owner is not None else None
+        return None
+
+    def dangerous(self, node: cst.BaseExpression) -> bool:
+        name = self.resolve(node)
+        if name is None:
+            return False
+        return name in _RUNS_DATA_FUNCTIONS or name in _BUILTINS_NAMESPACE or name.startswith("builtins.__dict__")
+
+    def report(self, node: cst.CSTNode) -> None:
+        assert self.top is not None
+        self.found.append((node, self.top))
+
+    def visit_Call(self, node: cst.Call) -> bool | None:
+        args_literal = all(isinstance(arg.value, (cst.SimpleString, cst.ConcatenatedString, cst.Integer))
+                           and arg.star == "" for arg in node.args)
+        func = node.func
+        if self.dangerous(func):
+            name = self.resolve(func) or ""
+            if args_literal and name not in _BUILTINS_NAMESPACE and not self.names_builtins(node):
+                self.literal_calls.add(id(func))
+            else:
+                self.report(node)
+                return False
+        for arg in node.args:  # an exec-like callable handed to other code
+            if self.dangerous(arg.value):
+                self.report(arg.value)
+        if isinstance(func, cst.Name) and func.value == "getattr" and "getattr" not in self.defined and len(node.args) >= 2:
+            owner, attr = node.args[0].value, node.args[1].value
+            attr_value = _literal_text(attr)
+            if self.dangerous(owner) or (attr_value is not None and attr_value in _EXEC_BUILTINS | _HIDDEN_NAME_STRINGS):
+                self.report(node)
+                return False
+        return None
+
+    def names_builtins(self, node: cst.Call) -> bool:
+        return any(_literal_text(arg.value) in _HIDDEN_NAME_STRINGS for arg in node.args)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if id(node) in self.literal_calls or id(node) in self.binding_names:
+            return
+        name = self.resolve(node)
+        # compile is also a common flag or parameter name: reported where it is called,
+        # aliased or handed on, not where a value of that name is merely tested
+        if name in _BUILTINS_NAMESPACE or (self.dangerous(node) and name != "builtins.compile"):
+            self.report(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool | None:
+        if id(node) in self.literal_calls:
+            return False
+        if self.dangerous(node):
+            self.report(node)
+            return False
+        if self.resolve(node.value) not in _BUILTINS_NAMESPACE:  # builtins.print: a named, harmless builtin
+            visit_readonly(node.value, self)  # the attribute's own name (model.eval) is no reference
+        return False
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if self.dangerous(node.value):  # run = exec
+            self.report(node.value)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if _literal_text(node) in _HIDDEN_NAME_STRINGS:
+            self.report(node)
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
+
+class _BindingCollector:
+    """Names the module binds: import aliases, ``name = <exec-like>`` aliases, and every
+    other definition (which shadows a builtin of the same name)."""
+
+    def __init__(self, scanner: _RunsDataScanner):
+        self.scanner = scanner
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        for alias in node.names:
+            full = dotted_name(alias.name) or ""
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.scanner.aliases[alias.asname.name.value] = full
+            else:
+                head = full.split(".")[0]
+                self.scanner.aliases[head] = head
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+            return False
+        base = dotted_name(node.module) or ""
+        for alias in node.names:
+            name = dotted_name(alias.name) or ""
+            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+            self.scanner.aliases[local] = f"{base}.{name}"
+        return False
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self.scanner.binding_names.add(id(target.target))  # a name assigned to is no reference
+            self.bind(target.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self.scanner.binding_names.add(id(node.target))  # a dataclass field named eval
+        if node.value is not None:
+            self.bind(node.target, node.value)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self.bind(node.target, node.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.scanner.binding_names.add(id(node.name))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.scanner.binding_names.add(id(node.name))
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self.scanner.binding_names.add(id(node.name))
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self.scanner.binding_names.add(id(node.keyword))
+
+    def bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if not isinstance(target, cst.Name):
+            return
+        resolved = self.scanner.resolve(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
+        if resolved is not None and (resolved in _RUNS_DATA_FUNCTIONS or resolved in _BUILTINS_NAMESPACE):
+            self.scanner.aliases[target.value] = resolved
+
+
+def _literal_text(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        try:
+            value = simple_string_value(node.value)
+        except LiteralError:
+            return None
+        return value if isinstance(value, str) else None
+    return None
+
+
+def calls_running_data(module: cst.Module) -> list[DataRunningCall]:
+    """Every place where ``module`` reaches exec/eval/compile or the builtins namespace other
+    than by a call with literal arguments, in source order."""
+    found = _RunsDataScanner(module).scan()
+    if not found:
+        return []
+    positions = LineTable(module)
+    out = []
+    for node, top in found:
+        text = " ".join(module.code_for_node(node).split())
+        out.append(DataRunningCall(positions.line_of(node, top), text if len(text) <= 80 else text[:77] + "...", top, node))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -1594,6 +1887,7 @@ def unwrap(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_literal_bytes: int | None = None,
     entry_bytes: int | None = None,
+    from_file: bool = True,
 ) -> UnwrappedCode:
     """Peel self-extracting layers off ``text`` (the contents of ``entry``) without running it.
 
@@ -1605,14 +1899,19 @@ def unwrap(
     """
     entry = _normalize_name(entry)
     size = entry_bytes if entry_bytes is not None else len(text.encode("utf-8", "surrogateescape"))
-    if not looks_like_wrapper(text):
-        return UnwrappedCode(entry, size, entry, text, [], None, entry)
-    limits = _Limits(read_sibling, max_output_bytes,
-                     max_literal_bytes if max_literal_bytes is not None else max_output_bytes, max_output_bytes)
+    check_source_shape(text, entry, from_file=from_file)
     layers: list[WrapperLayer] = []
     file, runtime_file, current = entry, entry, text
+    module: cst.Module | None = None
+    if not looks_like_wrapper(text):
+        return _with_embedded_payloads(UnwrappedCode(entry, size, entry, text, [], None, entry), read_sibling,
+                                       max_output_bytes, max_depth)
+    limits = _Limits(read_sibling, max_output_bytes,
+                     max_literal_bytes if max_literal_bytes is not None else max_output_bytes, max_output_bytes)
     try:
         while True:
+            if layers:
+                check_source_shape(current, file, len(layers), from_file=False)
             try:
                 module = parse_module(current)
             except SourceParseError as exc:
@@ -1628,15 +1927,8 @@ def unwrap(
             others = [s for s in statements if s.kind == "other"]
             positions = LineTable(module)
             if others:
-                for statement in execs:
-                    assert statement.call is not None
-                    if _contains_decoder_call(statement.call):
-                        other_line = positions.top_span(others[0].top).start_line
-                        raise UnwrapError(
-                            f"exec of encoded data sits among other top-level code (line {other_line}); "
-                            "not a recognised wrapper layout",
-                            file, positions.span(statement.call, statement.top).start_line, len(layers),
-                        )
+                # a script with code besides its exec: not a wrapper layer; an exec of encoded data
+                # in it is an embedded payload, read in place by _with_embedded_payloads
                 break
             if len(execs) > 1:
                 lines = ", ".join(str(positions.span(s.call, s.top).start_line) for s in execs)  # type: ignore[arg-type]
@@ -1650,7 +1942,72 @@ def unwrap(
             file, runtime_file, current = result.next_file, result.next_runtime_file, result.text
     except RecursionError:
         raise UnwrapError("expression nesting too deep to interpret", file, None, len(layers)) from None
-    return UnwrappedCode(entry, size, file, current, layers, module, runtime_file)
+    return _with_embedded_payloads(UnwrappedCode(entry, size, file, current, layers, module, runtime_file),
+                                   read_sibling, max_output_bytes, max_depth)
+
+
+def _with_embedded_payloads(code: UnwrappedCode, read_sibling: Callable[[str], str | bytes | None],
+                            max_output_bytes: int, max_depth: int) -> UnwrappedCode:
+    """``code`` with every top-level ``exec(<decodable payload>)`` statement replaced by the
+    source it runs (a readable script may carry one hidden line), so that the rules read the
+    code that really runs. Any other place where the code runs data that is not a literal
+    (exec of a variable, eval of input, exec spelled through getattr or ``__builtins__``) is an
+    UnwrapError: that code cannot be read without running it, so the audit cannot pass."""
+    while _RUNS_DATA_HINT_RE.search(code.source):
+        module = code.module
+        if module is None:
+            try:
+                module = parse_module(code.source)
+            except SourceParseError:
+                return code  # reported as unparseable by whoever parses it next
+            code.module = module
+        found = calls_running_data(module)
+        if not found:
+            return code
+        first = found[0]
+        depth = len(code.layers)
+        inner = _embedded_payload(module, first, code.origin, read_sibling, max_output_bytes, max_depth - depth - 1)
+        if inner is None:
+            raise UnwrapError(
+                f"runs code that is not a literal ({first.code}); what it runs cannot be read without running it",
+                code.origin, first.line, depth)
+        piece = module.code_for_node(first.top)
+        start = code.source.find(piece)
+        if start < 0:
+            raise UnwrapError("could not place the embedded payload back into the source", code.origin, first.line, depth)
+        replacement = inner.source if inner.source.endswith("\n") else inner.source + "\n"
+        source = code.source[:start] + replacement + code.source[start + len(piece):]
+        outer = inner.layers[0]
+        code.layers.append(WrapperLayer(
+            file=code.origin, line=first.line or 0, codecs=outer.codecs,
+            description=f"embedded payload at line {first.line}: {outer.description}",
+            output_bytes=len(inner.source.encode("utf-8", "surrogatepass")), sibling=outer.sibling, imports=outer.imports,
+        ))
+        code.layers.extend(inner.layers[1:])
+        code.source, code.module = source, None
+    return code
+
+
+def _embedded_payload(module: cst.Module, found: DataRunningCall, file: str,
+                      read_sibling: Callable[[str], str | bytes | None], max_output_bytes: int,
+                      max_depth: int) -> UnwrappedCode | None:
+    """The unwrapped source that a top-level ``exec(...)`` statement of a readable script runs,
+    interpreted like a wrapper made of the module's top-level imports and that one statement;
+    None when the statement is not of that shape or its argument is not a decodable payload."""
+    top = found.top
+    if max_depth < 1 or not isinstance(top, cst.SimpleStatementLine) or len(top.body) != 1:
+        return None
+    statement = top.body[0]
+    if not (isinstance(statement, cst.Expr) and isinstance(statement.value, cst.Call) and statement.value is found.node):
+        return None
+    imports = [module.code_for_node(t) for t in module.body
+               if isinstance(t, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in t.body)]
+    wrapper = "".join(imports) + module.code_for_node(top).lstrip()
+    try:
+        inner = unwrap(file, wrapper, read_sibling, max_output_bytes=max_output_bytes, max_depth=max_depth, from_file=False)
+    except UnwrapError:
+        return None
+    return inner if inner.layers else None
 
 
 class FolderReader:

@@ -75,6 +75,9 @@ def test_full_audit_leaves_planted_payloads_inert(tmp_path, monkeypatch):
             return real(*args, **kwargs)
         return wrapper
 
+    # numpy and scipy run exec/eval on their own code while they import: import them first
+    import scipy.stats  # noqa: F401
+
     for name in ("exec", "eval", "compile"):
         monkeypatch.setattr(builtins, name, guard(name, getattr(builtins, name)))
     monkeypatch.setattr(os, "system", lambda *a, **k: (_ for _ in ()).throw(AssertionError("os.system called")))

@@ -492,24 +492,28 @@ def test_unwrap_file_refuses_links_out_of_the_folder_and_special_files(tmp_path)
 # Not wrappers
 
 
-def test_plain_script_with_exec_inside_is_returned_unchanged():
+def test_plain_script_that_execs_data_cannot_be_read():
+    # exec of a file chosen at run time: what runs is not in the folder's readable code
     script = TRAIN_SNIPPET.replace(
         "def main():",
         "def load_overrides(path):\n    namespace = {}\n    exec(open(path).read(), namespace)\n    return namespace\n\n\ndef main():",
     )
-    result = unwrap(ENTRY, script, no_siblings)
-    assert not result.wrapped and result.source == script and result.wrapper_name() is None
-    assert result.origin == ENTRY and result.layers == []
+    with pytest.raises(UnwrapError, match=r"runs code that is not a literal \(exec\(open\(path\)"):
+        unwrap(ENTRY, script, no_siblings)
 
 
-def test_top_level_sibling_exec_among_other_code_is_plain():
+def test_top_level_sibling_exec_among_other_code_is_read_in_place():
     script = 'import os\nCONFIG = {}\nexec(open("config_overrides.py").read(), CONFIG)\nprint(CONFIG)\n'
-    result = unwrap(ENTRY, script, no_siblings)
-    assert not result.wrapped and result.module is not None
+    siblings = {"config_overrides.py": "LR = 0.1\n"}
+    result = unwrap(ENTRY, script, siblings.get)
+    assert result.source == 'import os\nCONFIG = {}\nLR = 0.1\nprint(CONFIG)\n'
+    assert result.layers[0].sibling == "config_overrides.py" and result.layers[0].line == 3
+    with pytest.raises(UnwrapError, match="runs code that is not a literal"):
+        unwrap(ENTRY, script, no_siblings)  # the file it runs is missing
 
 
-def test_big_readable_script_is_not_parsed():
-    script = synthetic_training_source(300) + "\nexec(open('extra.py').read())\nblob = lzma.decompress(data)\n"
+def test_big_readable_script_without_exec_is_not_parsed():
+    script = synthetic_training_source(300) + "\nblob = lzma.decompress(data)\nmodel.eval()\n"
     assert not looks_like_wrapper(script)
     result = unwrap(ENTRY, script, no_siblings)
     assert result.module is None and result.source is script
@@ -572,10 +576,11 @@ def test_decoded_text_that_is_not_python_or_not_utf8():
 
 def test_wrapper_shapes_that_fail_closed():
     payload = b85(lzma.compress(SNIPPET_BYTES))
+    # an exec of encoded data among other code is an embedded payload: read in place
     among_code = f'import lzma, base64\nprint("unpacking")\nexec(lzma.decompress(base64.b85decode("{payload}")))\n'
-    with pytest.raises(UnwrapError, match=r"sits among other top-level code \(line 2\)") as info:
-        unwrap(ENTRY, among_code, no_siblings)
-    assert info.value.line == 3
+    embedded = unwrap(ENTRY, among_code, no_siblings)
+    assert embedded.layers[0].line == 3 and "embedded payload" in embedded.layers[0].description
+    assert embedded.source.startswith('import lzma, base64\nprint("unpacking")\n' + SNIPPET_BYTES.decode())
     two_execs = f'import lzma, base64\nexec(lzma.decompress(base64.b85decode("{payload}")))\nexec("print(1)")\n'
     with pytest.raises(UnwrapError, match=r"2 exec calls \(lines 2, 3\)"):
         unwrap(ENTRY, two_execs, no_siblings)
