@@ -362,11 +362,17 @@ def decide(severity: Severity, gate: Gate, program: CodeProgram, sites: list[Sit
         return severity_, note, logs
     if note.startswith("enabled") or not sites:
         return severity_, note, logs
-    printed = program.printed.ran(sites[0])
-    if not printed or not all(program.printed.ran(s) for s in sites[1:]):
+    printed = [p for s in sites[:1] for p in program.printed.ran(s, _own_guards_clear(program, s))]
+    if not printed or not all(program.printed.ran(s, _own_guards_clear(program, s)) for s in sites[1:]):
         return severity_, note, logs
     shown = "; ".join(p.describe() for p in printed[:3])
     return severity, f"it ran: {shown}", [Location(p.log, p.line, p.line) for p in printed]
+
+
+def _own_guards_clear(program: CodeProgram, site: Site) -> bool:
+    """No flag of the site's own function keeps it off: only whether the function ran is open."""
+    own = program.gates.gate(site.func, site.stmt, [], own_guards_only=True)
+    return not own.involves_flags or all(o.enabled is True for o in own.outcomes)
 
 
 def _decide_by_flags(severity: Severity, gate: Gate, program: CodeProgram) -> tuple[Severity, str, list[Location]]:

@@ -1820,11 +1820,14 @@ def _steps_only_local_modules_uncached(func: ir.FunctionIR, program: Program, in
             stepped.add(name)
     if not stepped:
         return False
-    escaping = set(info.sinks)
+    escaping: set[str] = set()
     for s in program.statements(func):
         if isinstance(s, ir.Assign) and s.value is not None:
-            if any(isinstance(t, (ir.Attr, ir.Sub)) for t in s.targets):
-                escaping |= s.value.names  # stored into an object or container
+            if any(isinstance(t, (ir.Attr, ir.Sub)) for t in s.targets) and isinstance(s.value, ir.Name):
+                escaping.add(s.value.id)  # the module itself stored into an object or container
+        elif isinstance(s, ir.Return) and s.value is not None:
+            values = s.value.items if isinstance(s.value, ir.Seq) else [s.value]
+            escaping |= {v.id for v in values if isinstance(v, ir.Name)}  # the module handed back
     for opt in stepped:
         defs = info.defs.get(opt, [])
         if len(defs) != 1 or not isinstance(defs[0], ir.Call) or "optim" not in (program.qualify(defs[0].func, func) or ""):

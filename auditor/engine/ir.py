@@ -341,6 +341,9 @@ class ClassS(S):
         self.node, self.top, self.guards, self.cls = node, top, guards, cls
 
 
+_DYNAMIC_IMPORTS = frozenset({"importlib.import_module", "import_module", "__import__"})
+
+
 class Flow(S):
     """break, continue, pass, raise, del, assert, global, nonlocal, import."""
 
@@ -674,7 +677,9 @@ class Builder:
         top = self.top
         if isinstance(small, cst.Assign):
             targets = [self.expr(t.target) for t in small.targets]
-            return [Assign(small, top, guards, targets, self.expr(small.value), None)]
+            s = Assign(small, top, guards, targets, self.expr(small.value), None)
+            self._dynamic_import(s)
+            return [s]
         if isinstance(small, cst.AnnAssign):
             value = self.expr(small.value) if small.value is not None else None
             return [Assign(small, top, guards, [self.expr(small.target)], value, None)]
@@ -702,6 +707,19 @@ class Builder:
         if isinstance(small, (cst.Global, cst.Nonlocal)):
             return [Flow(small, top, guards, "global")]
         return [Flow(small, top, guards, "pass")]
+
+    def _dynamic_import(self, s: "Assign") -> None:
+        """``mod = importlib.import_module("helper")`` (or ``__import__``) is an import of
+        ``helper`` under the name ``mod``: calls through it resolve like ``import helper as mod``."""
+        value = s.value
+        if not isinstance(value, Call) or len(s.targets) != 1 or not isinstance(s.targets[0], Name) or not value.args:
+            return
+        if render(value.func) not in _DYNAMIC_IMPORTS:
+            return
+        first = value.args[0]
+        if isinstance(first, Const) and isinstance(first.value, str) and not first.parts and first.value:
+            self.file.aliases[s.targets[0].id] = first.value
+            self.file.imports.append((first.value, s))
 
     def _imports(self, node: cst.Import | cst.ImportFrom, s: S) -> None:
         aliases = self.file.aliases

@@ -88,11 +88,13 @@ class PrintedEvidence:
                     self.emitters.setdefault(fragment, set()).add(id(stmt))
                     self.by_func.setdefault(func, []).append((stmt, fragment))
 
-    def ran(self, site: Site) -> list[Printed]:
-        """Runs whose output shows the path of ``site`` was taken (one entry per run)."""
+    def ran(self, site: Site, function_ran_suffices: bool = False) -> list[Printed]:
+        """Runs whose output shows the path of ``site`` was taken (one entry per run).
+        ``function_ran_suffices``: the site's own guards are no question (no flag decides
+        them), so a line printed in an enclosing block of its function shows it too."""
         if not self.outputs or site.stmt is None:
             return []
-        statements = self._path_statements(site)
+        statements = self._path_statements(site, function_ran_suffices)
         fragments = [frag for stmt, frag in self._prints(statements)
                      if self.emitters.get(frag, set()) <= {id(s) for s in statements}]
         found = []
@@ -119,15 +121,21 @@ class PrintedEvidence:
                 cached.setdefault(id(stmt), []).append(call)
         return cached
 
-    def _path_statements(self, site: Site) -> list[ir.S]:
-        """The flagged statement, the statements behind exactly its guards (its block), and
-        every statement of the functions those call (a few levels deep)."""
+    def _path_statements(self, site: Site, enclosing: bool = False) -> list[ir.S]:
+        """The flagged statement, the statements behind exactly its guards (its block), with
+        ``enclosing`` those of the blocks around it too, and every statement of the functions
+        those call (a few levels deep)."""
         func, stmt = site.func, site.stmt
         guards = tuple(id(t) for t, _taken in stmt.guards)
         chosen = [stmt]
-        if guards:
+        if guards or enclosing:
             for s in self.program.statements(func):
-                if s is not stmt and tuple(id(t) for t, _taken in s.guards)[:len(guards)] == guards:
+                if s is stmt:
+                    continue
+                own = tuple(id(t) for t, _taken in s.guards)
+                inside = bool(guards) and own[:len(guards)] == guards
+                around = enclosing and own == guards[:len(own)]
+                if inside or around:
                     chosen.append(s)
         seen: set[ir.FunctionIR] = set()
         frontier = [(s, func) for s in chosen]
