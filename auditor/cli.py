@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -132,6 +133,37 @@ def validated_selection(ruleset: str | None, select: tuple[str, ...], ignore: tu
     return select_codes, ignore_codes
 
 
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _finite(value):
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def writable_text(text: str, fmt: str) -> str:
+    """Text that can be written as UTF-8 and, for JSON, is standard JSON: lone surrogates
+    (from a submission's JSON string escapes) become backslash escapes, which JSON reads back
+    as the same escape; NaN and infinities, which JSON has no words for, become null."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if fmt == "text":  # terminal escapes and other controls from submitted text, shown, not obeyed
+        text = _TERMINAL_CONTROLS.sub(lambda m: ascii(m.group(0))[1:-1], text)
+    if fmt == "json":
+        special: list[str] = []
+        doc = json.loads(text, parse_constant=lambda name: special.append(name) or float("nan"))
+        if special:
+            text = json.dumps(_finite(doc), indent=2, ensure_ascii=False) + "\n"
+    return text
+
+
 def emit(report: AuditReport, text: str, output: Path | None) -> None:
     """The rendered report to --output (with a one-line verdict on stderr) or to stdout."""
     if output:
@@ -189,7 +221,7 @@ def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, prev
     targets = list(paths) or [bundled_example()]
     # each folder in its own process: a parser crash or hang costs that folder only
     report = audit_paths(targets, options, isolated=True, time_limit_s=folder_time_limit)
-    emit(report, render(report, fmt), output)
+    emit(report, writable_text(render(report, fmt), fmt), output)
     sys.exit(exit_code_for(report, fail_on))
 
 

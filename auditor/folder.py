@@ -53,7 +53,11 @@ class RecordFolder:
             raise FolderError(f"{root}: cannot open ({exc.strerror or exc})") from None
         if not stat.S_ISDIR(st.st_mode):
             raise FolderError(f"{root}: not a directory")
-        folder = cls(root=root.resolve())
+        try:
+            resolved = root.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise FolderError(f"{root}: cannot resolve the path ({exc})") from None
+        folder = cls(root=resolved)
         folder._scan()
         return folder
 
@@ -69,6 +73,12 @@ class RecordFolder:
                 continue
             for entry in entries:
                 rel = self._rel(Path(entry.path))
+                if not _is_utf8_name(rel):
+                    self.problems.append((ascii(rel), "file name is not valid UTF-8; not read"))
+                    continue
+                if _CONTROL_CHARACTERS.search(rel):  # newlines and terminal escapes would reach reports
+                    self.problems.append((ascii(rel), "file name contains control characters; not read"))
+                    continue
                 try:
                     if entry.is_symlink():
                         target = Path(entry.path).resolve()
@@ -93,8 +103,8 @@ class RecordFolder:
                         self._add(rel, entry.stat(follow_symlinks=False).st_size, via_symlink=False)
                     else:
                         self.problems.append((rel, "special file (not a regular file); not read"))
-                except OSError as exc:
-                    self.problems.append((rel, f"cannot inspect ({exc.strerror or exc})"))
+                except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+                    self.problems.append((rel, f"cannot inspect ({getattr(exc, 'strerror', None) or exc})"))
 
     def _add(self, rel: str, size: int, via_symlink: bool) -> None:
         if len(self.files) >= MAX_FILES:
@@ -117,7 +127,10 @@ class RecordFolder:
             raise FolderError(f"{rel}: not a readable file of this folder")
         if entry.size > limit:
             raise FolderError(f"{rel}: {entry.size:,} bytes is over the {limit:,}-byte reading limit; not read")
-        path = (self.root / rel).resolve()
+        try:
+            path = (self.root / rel).resolve()
+        except (OSError, RuntimeError) as exc:
+            raise FolderError(f"{rel}: cannot resolve ({exc})") from None
         if not _is_within(path, self.root):
             raise FolderError(f"{rel}: resolves outside the folder; not read")
         try:
@@ -153,6 +166,18 @@ def decode_text(data: bytes, rel: str) -> tuple[str, list[str]]:
     if text.startswith("\ufeff"):
         text = text[1:]
     return text, problems
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _is_utf8_name(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (os.fsdecode turned them into surrogates)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _is_within(path: Path, root: Path) -> bool:

@@ -81,6 +81,7 @@ KNOWN_KEYS = frozenset({
 EXPECTED_CONCEPTS = ("name", "author", "github_id", "date", "track", "val_bpb", "val_loss", "artifact_bytes", "seeds")
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_MAX_INT_DIGITS = 30  # seeds and byte counts have at most 20 digits
 _MAX_NESTING = 200  # json.loads recursion is bounded by the interpreter; refuse deeper input clearly
 
 
@@ -203,8 +204,15 @@ def _load_object(data: bytes | str, path: str, problems: list[str]) -> dict:
         special.append(name)
         return float("nan") if name == "NaN" else float(name.replace("Infinity", "inf"))
 
+    def int_hook(digits: str) -> int:
+        # int() of thousands of digits is slow or refused (ValueError) by the interpreter
+        if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
+            raise SubmissionJsonError(f"{path}: an integer with {len(digits.lstrip('-')):,} digits "
+                                      f"(more than {_MAX_INT_DIGITS}); not a plausible value")
+        return int(digits)
+
     try:
-        obj = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=constant_hook)
+        obj = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=constant_hook, parse_int=int_hook)
     except json.JSONDecodeError as exc:
         raise SubmissionJsonError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
