@@ -377,6 +377,12 @@ def review_from_report(path: Path) -> str:
         raise CommentFailure(f"{path} is not JSON: {exc}") from None
     if not isinstance(doc, dict) or "verdict" not in doc or "tool" not in doc:
         raise CommentFailure(f"{path} is not a pgolf-audit report")
+    from .render.validate import ReportInvalid, trusted_document  # schema-valid, declared fields only
+
+    try:
+        doc = trusted_document(doc)
+    except ReportInvalid as exc:
+        raise CommentFailure(f"{path} does not match the report schema: {exc}") from None
     try:
         return render(doc, "markdown")
     except Exception as exc:  # a malformed or hostile report must not print a traceback

@@ -35,103 +35,134 @@ def folder_documents(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return doc["results"] if "results" in doc else [doc]
 
 
-# ---- text helpers used by the templates ------------------------------------------------
+# ---- text helpers used by the templates: the one escaping layer lives in .markdown ----------
 
-# Characters that can start markup inline: emphasis, code, links/images, HTML, tables,
-# strikethrough. (Block markers like # or - only matter at the start of a line, and the
-# templates never start a line with submitter text.)
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+from .markdown import (  # noqa: E402
+    Md, finalize_markdown, finalize_text, md_code, md_code_cell, md_escape, md_fence, md_indent, md_message,
+)
+from .screen import deciding, ordered, problems, screen, shorten  # noqa: E402
 
 
-def md_escape(value: Any) -> str:
-    """Escape text for Markdown so submitter-controlled strings cannot inject markup or HTML."""
-    if value is None:
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(str(value))
+        except (TypeError, ValueError):
+            return None
+    return float(value) if value == value and abs(value) != float("inf") else None
+
+
+def fmt_int(value: Any) -> Md:
+    if value is None or value == "":
+        return Md("—")
+    try:
+        return Md(f"{int(value):,}")
+    except (TypeError, ValueError, OverflowError):
+        return md_escape(value)
+
+
+def fmt_num(value: Any, digits: int = 1) -> Md:
+    if value is None or value == "":
+        return Md("—")
+    v = _number(value)
+    return Md(f"{v:,.{digits}f}") if v is not None else md_escape(value)
+
+
+def fmt_bpb(value: Any) -> Md:
+    if value is None or value == "":
+        return Md("—")
+    v = _number(value)
+    if v is None:
+        return md_escape(value)
+    text = f"{v:.8f}".rstrip("0")
+    return Md(text + "0" * max(0, 4 - len(text.split(".")[1])))
+
+
+def fmt_signed(value: Any) -> Md:
+    v = _number(value)
+    return Md("—") if v is None else Md(f"{v:+.5f}")
+
+
+def fmt_p(value: Any) -> Md:
+    v = _number(value)
+    if v is None:
+        return Md("—")
+    return Md(f"{v:.2e}" if v < 1e-3 else f"{v:.4f}")
+
+
+def mark(value: Any, limit: Any) -> Md:
+    """ ❌ after a measured value over its limit."""
+    v, cap = _number(value), _number(limit)
+    return Md(" ❌") if v is not None and cap is not None and v > cap else Md("")
+
+
+TIME_RULES = {"train": ("PG301",), "eval": ("PG303",)}
+
+
+def time_mark(r: dict[str, Any], kind: str) -> Md:
+    """After the max train/eval seconds: ❌ when a time rule reports an error, else a note when
+    the value is past the cap but tolerated (the stop check after the last step)."""
+    value = _number((r.get("measured") or {}).get(f"{kind}_seconds_max"))
+    cap = _number((r.get("limits") or {}).get(f"{kind}_seconds_max"))
+    if value is None or cap is None or value <= cap:
+        return Md("")
+    codes = TIME_RULES[kind]
+    if any(f.get("code") in codes and f.get("severity") == "error" and not f.get("suppressed")
+           for f in r.get("findings") or []):
+        return Md(" ❌")
+    return Md(f" (+{value - cap:.3f} s: within one step)")
+
+
+def where(location: Any) -> str:
+    """``path:start-end (json path)`` of a location dict (plain text: print it through ``code``)."""
+    if not isinstance(location, dict):
         return ""
-    text = str(value).replace("\r", " ").replace("\n", " ")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = str(location.get("path") or "")
+    start, end = location.get("start_line"), location.get("end_line")
+    if start:
+        text += f":{start}"
+        if end and end != start:
+            text += f"-{end}"
+    if location.get("json_path"):
+        text += f" ({location['json_path']})"
+    return text
 
 
-def md_code(value: Any) -> str:
-    """Inline code span that survives backticks inside the value."""
-    text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
+SEVERITY_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
 
 
-def md_code_cell(value: Any) -> str:
-    """An inline code span inside a table cell: GFM splits cells at ``|`` even inside code
-    spans unless it is escaped, so a file name holding ``|`` cannot break the table."""
-    return md_code(value).replace("|", "\\|")
-
-
-def md_fence(value: Any) -> str:
-    """A fenced block whose fence is longer than any backtick run inside the excerpt."""
-    text = "" if value is None else str(value).rstrip("\n")
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}"
-
-
-def fmt_int(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def fmt_num(value: Any, digits: int = 1) -> str:
-    if value is None or value == "":
-        return "—"
-    try:
-        return f"{float(value):,.{digits}f}"
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def fmt_bpb(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    try:
-        text = f"{float(value):.8f}".rstrip("0")
-        return text + "0" * max(0, 4 - len(text.split(".")[1]))
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def fmt_p(value: Any) -> str:
-    if value is None:
-        return "—"
-    v = float(value)
-    return f"{v:.2e}" if v < 1e-3 else f"{v:.4f}"
-
-
-def _environment() -> jinja2.Environment:
+def _environment(finalize: Callable[[Any], str]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resources.files("pgolf_audit.reports"))),
-        autoescape=False,  # Markdown, not HTML: escaping is explicit through md_escape/md_code
+        autoescape=False,  # Markdown, not HTML: every printed value passes ``finalize`` instead
+        finalize=finalize,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(md=md_escape, code=md_code, codecell=md_code_cell, fence=md_fence, int=fmt_int, num=fmt_num, bpb=fmt_bpb, p=fmt_p)
-    env.globals.update(icon=VERDICT_ICON, marker=MARKER)
+    env.filters.update(md=md_escape, code=md_code, codecell=md_code_cell, fence=md_fence, indent=md_indent,
+                       msg=md_message, msgcell=lambda v: md_message(v, cell=True), shorten=shorten,
+                       int=fmt_int, num=fmt_num, bpb=fmt_bpb, p=fmt_p, signed=fmt_signed)
+    env.globals.update(icon=VERDICT_ICON, sev_icon=SEVERITY_ICON, marker=Md(MARKER), screen=screen, ordered=ordered, problems=problems,
+                       deciding=deciding, mark=mark, time_mark=time_mark, where=where, rerun_section=_rerun_section)
     return env
 
 
-_ENV: jinja2.Environment | None = None
+_ENVS: dict[str, jinja2.Environment] = {}
 
 
-def env() -> jinja2.Environment:
-    global _ENV
-    if _ENV is None:
-        _ENV = _environment()
-    return _ENV
+def env(kind: str = "markdown") -> jinja2.Environment:
+    """``markdown``: every value escaped unless a filter made it Markdown; ``text``: every value
+    stripped of control characters and line breaks."""
+    if kind not in _ENVS:
+        _ENVS[kind] = _environment(finalize_markdown if kind == "markdown" else finalize_text)
+    return _ENVS[kind]
+
+
+def _rerun_section(r: dict[str, Any]) -> Md:
+    """The Reproduction section (``rerun.md.j2``), rendered through the same escaping layer."""
+    return Md(env().get_template("rerun.md.j2").render(r=r))
 
 
 def render_json(doc: dict[str, Any]) -> str:
@@ -143,7 +174,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 
 def render_text(doc: dict[str, Any]) -> str:
-    return env().get_template("review.txt.j2").render(doc=doc, folders=folder_documents(doc), multi="results" in doc)
+    return env("text").get_template("review.txt.j2").render(doc=doc, folders=folder_documents(doc), multi="results" in doc)
 
 
 # SARIF and workflow annotations read the helpers above, so they are imported after them.
