@@ -191,3 +191,57 @@ def test_action_rejects_bad_inputs(tmp_path, inputs, words):
     assert done.returncode == 2
     assert "::error title=pgolf-audit::" in done.stdout and words in done.stdout
     assert "verdict" not in outputs
+
+
+# ---- the install step never runs a module from the pull request's checkout -----------------------
+
+def install_step() -> dict:
+    action = load(ROOT / "action.yml")
+    return next(s for s in action["runs"]["steps"] if s.get("name") == "Install pgolf-audit")
+
+
+def hostile_checkout(root: Path, marker: Path) -> Path:
+    """A checkout whose venv/ and pip/ packages would leave ``marker`` if `python -m` ran them."""
+    checkout = root / "checkout"
+    for package in ("venv", "pip", "ensurepip"):
+        (checkout / package).mkdir(parents=True)
+        code = f"open({str(marker)!r}, 'a').write({package!r})\n"
+        (checkout / package / "__init__.py").write_text(code)
+        (checkout / package / "__main__.py").write_text(code)
+    return checkout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_install_step_never_imports_from_the_checkout(tmp_path):
+    marker = tmp_path / "pr-code-ran"
+    checkout = hostile_checkout(tmp_path, marker)
+    step = install_step()
+    script = step["run"]
+    # run the step up to and including the venv creation (the pip install needs the index)
+    head = script[: script.index('python -m venv "$venv"') + len('python -m venv "$venv"')] + " --without-pip\n"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = dict(os.environ, RUNNER_TEMP=str(tmp_path), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               **{k: str(v) for k, v in step["env"].items() if not str(v).startswith("${{")})
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(["bash", "-c", head], cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pgolf-audit-venv" / "bin").is_dir()
+    assert not marker.exists()
+    # the same command from the checkout, without the guards, does run the planted package
+    unguarded = dict(env)
+    unguarded.pop("PYTHONSAFEPATH")
+    subprocess.run(["python", "-m", "venv", str(tmp_path / "other-venv"), "--without-pip"], cwd=checkout,
+                   env=unguarded, capture_output=True, text=True, timeout=120)
+    assert marker.exists()
+
+
+def test_workflows_install_from_outside_the_checkout():
+    for name in ("audit-comment.yml", "rerun.yml"):
+        workflow = load(ROOT / "examples" / "workflows" / name)
+        for step in steps(workflow):
+            run = step.get("run", "")
+            for line in run.splitlines():
+                if re.search(r"\bpython3? .*-m\b", line):
+                    assert "-P" in line.split() and step.get("working-directory") == "${{ runner.temp }}", line
