@@ -617,6 +617,8 @@ MAX_BRACKET_DEPTH = 200
 # Operators in one expression without a separator (1+1+...): libcst's time grows faster than
 # linearly with the chain (2,000 terms take about a second, 20,000 more than five minutes).
 MAX_OPERATOR_CHAIN = 1000
+# The largest real training script has under 5,000 lines; libcst needs seconds per 10,000.
+MAX_SOURCE_LINES = 30000
 _SHAPE_TOKEN_RE = re.compile(
     r"""(?P<string>[rRbBuUfF]{0,2}(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"|'(?:\\.|[^\\'\n])*'|"(?:\\.|[^\\"\n])*"))"""
     r"|(?P<comment>\#[^\n]*)|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<sep>[,;:\n]|=(?!=))"
@@ -647,6 +649,9 @@ def check_source_shape(text: str, file: str, layer: int = 0, *, from_file: bool 
         if declared is not None and declared not in _UTF8_NAMES and not (declared in ("ascii", "us-ascii") and text.isascii()):
             raise UnwrapError(f"declares the source encoding {declared!r}; only UTF-8 source can be read as Python reads it",
                               file, 1, layer)
+    lines = text.count("\n") + 1
+    if lines > MAX_SOURCE_LINES:
+        raise UnwrapError(f"{lines:,} lines (more than {MAX_SOURCE_LINES:,}); too large to analyse", file, None, layer)
     depth = chain = 0
     line = 1
     for match in _SHAPE_TOKEN_RE.finditer(text):
