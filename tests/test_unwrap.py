@@ -503,13 +503,17 @@ def test_plain_script_that_execs_data_cannot_be_read():
 
 
 def test_top_level_sibling_exec_among_other_code_is_read_in_place():
-    script = 'import os\nCONFIG = {}\nexec(open("config_overrides.py").read(), CONFIG)\nprint(CONFIG)\n'
+    script = 'import os\nCONFIG = {}\nexec(open("config_overrides.py").read())\nprint(CONFIG)\n'
     siblings = {"config_overrides.py": "LR = 0.1\n"}
     result = unwrap(ENTRY, script, siblings.get)
     assert result.source == 'import os\nCONFIG = {}\nLR = 0.1\nprint(CONFIG)\n'
     assert result.layers[0].sibling == "config_overrides.py" and result.layers[0].line == 3
     with pytest.raises(UnwrapError, match="runs code that is not a literal"):
         unwrap(ENTRY, script, no_siblings)  # the file it runs is missing
+    # run in a namespace of its own, the sibling's code is not the script's code: not inlined
+    namespaced = script.replace(".read())", ".read(), CONFIG)")
+    with pytest.raises(UnwrapError, match="runs code that is not a literal"):
+        unwrap(ENTRY, namespaced, siblings.get)
 
 
 def test_big_readable_script_without_exec_is_not_parsed():
