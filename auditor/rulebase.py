@@ -265,6 +265,9 @@ class AstRule(Rule):
     CONFIDENCE: ClassVar[Confidence] = Confidence.MEDIUM
     # the ruling the rule enforces (a hit may name another with ``Hit.ruling``)
     RULING: ClassVar[Ruling] = Ruling("R-EVAL-C1-CAUSAL")
+    # the rule judges the order of scoring and adaptation: with no scoring pass recognised in
+    # the code it has checked nothing, and says so
+    NEEDS_SCORING_PASS: ClassVar[bool] = False
 
     def check(self, program: Any) -> Iterator[Any]:
         raise NotImplementedError

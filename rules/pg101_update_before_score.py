@@ -137,6 +137,7 @@ class UpdateBeforeScore(AstRule):
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-TTT-SCORE-FIRST", "R-EVAL-C3-SCORE-BEFORE-UPDATE", "R-TTT-NO-PREEVAL")
     RULING = Ruling("R-TTT-SCORE-FIRST", source="README FAQ: test-time training only on tokens already scored (fc6332a9c, 03-20)")
+    NEEDS_SCORING_PASS = True
 
     VALID = [
         CodeCase(_SCORE_FIRST, "score-first chunk loop with an is_last_chunk guard and several epochs per chunk"),

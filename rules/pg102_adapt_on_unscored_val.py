@@ -120,6 +120,7 @@ class AdaptOnUnscoredVal(AstRule):
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-TTT-NO-PREEVAL", "R-TTT-NO-PREQUANT-VAL", "R-EVAL-C3-SCORE-BEFORE-UPDATE")
     RULING = Ruling("R-TTT-NO-PREEVAL", source="README FAQ (fc6332a9c, 03-20); #402; valerio-oai on #1376")
+    NEEDS_SCORING_PASS = True
 
     VALID = [
         CodeCase(_TRAIN_SLICE, "pre-quant adaptation on a training shard slice (#1554)"),

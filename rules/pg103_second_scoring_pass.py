@@ -116,6 +116,7 @@ class SecondScoringPass(AstRule):
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-EVAL-C4-SINGLE-PASS", "R-MULTIPASS-NO-RESCORE", "R-TTT-NO-MULTIEPOCH-RESCORE")
     RULING = Ruling("R-EVAL-C4-SINGLE-PASS", source="valerio-oai on #568 and #991; #1017 C4")
+    NEEDS_SCORING_PASS = True
 
     VALID = [
         CodeCase(_FIRST_ENCOUNTER, "per-document multi-epoch TTT scoring only the first epoch"),

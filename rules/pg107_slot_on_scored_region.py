@@ -125,6 +125,7 @@ class SlotOnScoredRegion(AstRule):
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-SLOT-NO-SCORED-REGION", "R-SLOT-CONTEXT-ONLY", "R-EVAL-C1-CAUSAL")
     RULING = Ruling("R-SLOT-NO-SCORED-REGION", source="#1240 flip test; closures of #1229/#1329/#1430; #1017 C1/C3")
+    NEEDS_SCORING_PASS = True
 
     VALID = [
         CodeCase('''

@@ -229,7 +229,9 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
     case = CodeCase("import helper_mod\n\nhelper_mod.run()\n", files={"helper_mod.py": "def run():\n    return 1\n"})
     folder = build_code_case_folder(case, tmp_path)
     result = audit_folder(folder, AuditOptions(select=["PG1", "PG202"]))
-    assert all(c.status is CheckStatus.PASS for c in result.checks if c.code.startswith("PG1"))
+    # no scoring pass in this snippet: the order rules say "not recognised", the others pass
+    assert all(c.status is CheckStatus.PASS or c.reason.startswith("not recognised")
+               for c in result.checks if c.code.startswith("PG1"))
     assert calls == {"context": 2}  # train_gpt.py and helper_mod.py, once each
     assert all(n == 1 for n in wrappers)  # never a metadata provider over a whole module
 
@@ -243,6 +245,27 @@ def test_missing_code_is_incomplete_never_pass(tmp_path):
     assert statuses and set(statuses.values()) == {CheckStatus.INCOMPLETE}
 
 
+SCORING_PASS = """
+def eval_val(model, val_tokens):
+    loss_sum = 0.0
+    for i in range(0, len(val_tokens), 1024):
+        loss_sum += model(val_tokens[i:i + 1024]).item()
+    return loss_sum
+
+
+print(f"final val_bpb:{eval_val(model, load_validation_tokens('fineweb_val_000000.bin')):.4f}")
+"""
+
+
+def test_code_without_a_scoring_pass_is_not_recognised_never_pass(tmp_path):
+    folder = build_code_case_folder(CodeCase("x = 1\n"), tmp_path)
+    result = audit_folder(folder, AuditOptions(select=["PG1"]))
+    order_rules = [c for c in result.checks if c.code in ("PG101", "PG102", "PG103", "PG107")]
+    assert order_rules and all(c.status is CheckStatus.INCOMPLETE and c.reason.startswith("not recognised")
+                               for c in order_rules)
+    assert result.verdict.value == "INCOMPLETE"
+
+
 def test_a_crashing_rule_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
     cls = registry.get("PG104")
 
@@ -250,7 +273,7 @@ def test_a_crashing_rule_is_reported_and_the_others_still_run(tmp_path, monkeypa
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(cls, "check", boom)
-    folder = build_code_case_folder(CodeCase("x = 1\n"), tmp_path)
+    folder = build_code_case_folder(CodeCase(SCORING_PASS), tmp_path)
     result = audit_folder(folder, AuditOptions(select=["PG1"]))
     statuses = {c.code: c.status for c in result.checks}
     assert statuses["PG104"] is CheckStatus.ERROR

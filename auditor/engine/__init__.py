@@ -78,6 +78,19 @@ class CodeProgram(Program):
 
         return Analysis(self)
 
+    def not_recognised(self) -> list[str]:
+        """What the legality rules need and the analysis did not find at all: a pass that
+        scores validation data. Without it nothing was checked, which is no pass."""
+        analysis = self.__dict__.get("analysis")
+        if analysis is None:
+            return []
+        for func, events in analysis.events.items():
+            for ev in events:
+                if ev.kind == "score" and any(analysis.is_val(o, func) for o in ev.origins):
+                    return []
+        return ["not recognised: no pass that scores validation tokens was found in the code, so the "
+                "order of scoring and adaptation could not be checked"]
+
     def analysis_failures(self) -> list[str]:
         """Functions the effect simulation could not model (when it was needed at all)."""
         analysis = self.__dict__.get("analysis")
@@ -250,6 +263,8 @@ def run_ast_rules(ctx: "AuditContext", rules: Iterable[type["AstRule"]]) -> Iter
                 status = CheckStatus.FAIL if live else CheckStatus.PASS
                 reason = ""
                 gaps = program.problems + program.analysis_failures()
+                if cls.NEEDS_SCORING_PASS:
+                    gaps = gaps + program.not_recognised()
                 if status is CheckStatus.PASS and gaps:
                     # code that runs but was not analysed: never a pass (fail closed)
                     status, reason = CheckStatus.INCOMPLETE, "; ".join(gaps)
