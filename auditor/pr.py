@@ -447,20 +447,33 @@ def export_folder(repo: Path, head_sha: str, folder: str, dest_root: Path) -> Ex
             result.skipped.append({"path": entry.path, "reason": "export bound reached (files or total bytes)"})
             continue
         dest = _safe_destination(dest_root, entry.path)
-        if dest is None:
-            result.skipped.append({"path": entry.path, "reason": "unsafe path, not exported"})
+        if dest is None:  # also names that were not UTF-8: _decode_path left backslash escapes
+            result.skipped.append({"path": entry.path, "reason": UNSAFE_PATH})
+            continue
+        if os.path.lexists(dest):  # a crafted tree can list one path twice
+            result.skipped.append({"path": entry.path, "reason": "duplicate tree entry, not exported"})
             continue
         data = run_git(repo, "cat-file", "blob", entry.object_id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        except OSError as exc:  # a name over the file system's limit, a file where a folder is due
+            result.skipped.append({"path": entry.path, "reason": f"cannot be written ({exc.strerror or exc}), not exported"})
+            continue
         result.files += 1
         result.bytes += len(data)
     return result
 
 
+UNSAFE_PATH = "unsafe path, not exported"
+# Skips that leave out files a record folder may need: the audit of that folder is incomplete.
+_INCOMPLETE_EXPORT = ("unsafe path", "duplicate tree entry", "cannot be written", "export bound reached")
+
+
+
 def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditReport:
     """The PR's shape findings plus the audit of every record folder it adds (as of head)."""
-    from .audit import audit_folder, tool_info  # the folder audit pulls in the parsers and the AST engine
+    from .audit import audit_folder_isolated, tool_info  # the folder audit pulls in the parsers and the AST engine
     from .folder import FolderError, discover_record_folders
 
     pr, base_sha, head_sha = read_pull_request(repo, base, head)
@@ -481,6 +494,11 @@ def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditR
         for folder in pr.new_folders:
             exported = export_folder(repo, head_sha, folder, root)
             section.not_exported.extend(exported.skipped)
+            left_out = [s for s in exported.skipped if s["reason"].startswith(_INCOMPLETE_EXPORT)]
+            if left_out:
+                errors.append({"path": folder, "error": (
+                    f"{len(left_out)} file(s) of this folder could not be exported for the audit "
+                    f"({left_out[0]['path']!r}: {left_out[0]['reason']}); the audit of the folder is incomplete")})
             local = root.joinpath(*PurePosixPath(folder).parts)
             if not local.is_dir():
                 errors.append({"path": folder, "error": "no regular file of this folder could be exported"})
@@ -488,8 +506,8 @@ def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditR
             found = discover_record_folders(local) or [local]
             for record in found:
                 display = PurePosixPath(record.relative_to(root)).as_posix()
-                try:
-                    results.append(audit_folder(record, options, display))
+                try:  # in its own process: a parser crash or hang costs this folder only
+                    results.append(audit_folder_isolated(record, options, display))
                 except FolderError as exc:
                     errors.append({"path": display, "error": str(exc)})
                 section.audited_folders.append(display)

@@ -284,3 +284,18 @@ def test_folder_names_are_literal_paths_not_globs(repo, tmp_path):
     report = audit(repo, "glob")
     assert report.pr.added_folders == [starred]
     assert [r.path for r in report.results] == [starred]
+
+
+@pytest.mark.parametrize("name", [b"a\\b.log", b"bad\xff.log"])
+def test_entries_that_cannot_be_exported_make_the_pr_incomplete(repo, name):
+    def edit(r):
+        copy_example(r, NEW)
+        (r / NEW).joinpath(os.fsdecode(name)).write_text("log that the audit cannot see\n")
+
+    make_pr(repo, "odd-name", edit)
+    report = audit(repo, "odd-name")
+    assert report.verdict.value == "INCOMPLETE"
+    assert any("could not be exported" in e["error"] for e in report.errors)
+    assert any(s["reason"].startswith("unsafe path") for s in report.pr.not_exported)
+    done = run_cli("--repo", str(repo), "--base", "main", "--head", "odd-name", "--format", "json")
+    assert done.exit_code == 2, done.output
