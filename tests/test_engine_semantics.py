@@ -468,3 +468,17 @@ def test_a_crash_in_one_function_model_leaves_the_checks_incomplete(tmp_path, mo
     assert not codes(result, "PG900")
     gaps = [c for c in result.checks if c.code.startswith("PG1") and c.status is CheckStatus.INCOMPLETE]
     assert gaps and "model fault" in gaps[0].reason
+
+
+def test_every_name_heuristic_is_in_the_roles_table():
+    from pgolf_audit import registry
+    from pgolf_audit.engine import patterns
+
+    patterns_here = {n for n in vars(patterns) if n.endswith("_RE") and not n.startswith("_")}
+    listed = {r.recogniser for r in patterns.ROLES}
+    assert patterns_here == listed
+    known = {cls.CODE for cls in registry.all_rules()} if hasattr(registry, "all_rules") else None
+    for role in patterns.ROLES:
+        assert role.why and role.used_by
+        for code in role.used_by:
+            assert registry.get(code) is not None and (known is None or code in known)

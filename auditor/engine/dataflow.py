@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Iterable
 
 from . import ir
@@ -112,9 +113,32 @@ class Origin:
         return root + "".join(e.text for e in self.path)
 
 
+class EventKind(str, Enum):
+    """What a statement does to the data or the model (compares equal to its value)."""
+
+    SCORE = "score"       # a reported loss accumulator grows
+    UPDATE = "update"     # backward on the scored model's weights (detail "weights") or a SLOT tensor ("slot")
+    CACHE = "cache"       # a count table incremented
+    READ = "read"         # data read
+    QUANT = "quant"       # quantization or serialization (detail "checkpoint" for a raw state_dict save)
+    LOAD = "load"         # saved weights read back: where evaluation of the artifact starts
+    RESTORE = "restore"   # weights reloaded from an in-memory snapshot
+
+
+class IncidentKind(str, Enum):
+    """An order of events that breaks a rule (see the module docstring)."""
+
+    UPDATE_BEFORE_SCORE = "update_before_score"
+    ADAPT_BEFORE_SCORE = "adapt_before_score"
+    SCORE_AFTER_EPOCH_UPDATE = "score_after_epoch_update"
+    RESCORE_AFTER_ADAPT = "rescore_after_adapt"
+    SLOT_SCORED_REGION = "slot_scored_region"
+    RESCORE_AFTER_CALIBRATION = "rescore_after_calibration"
+
+
 @dataclass
 class Event:
-    kind: str                 # score update cache read quant load restore
+    kind: EventKind
     site: Site
     origins: frozenset
     detail: str = ""          # weights/slot for updates; callee name for inlined events
@@ -137,7 +161,7 @@ class Adapt:
 
 @dataclass
 class Incident:
-    kind: str
+    kind: IncidentKind
     func: ir.FunctionIR
     score: Event
     update: Event
@@ -1453,7 +1477,7 @@ class Simulation:
     def event(self, kind: str, site: Site, origins: frozenset, st: State, detail: str = "",
               inner: tuple = ()) -> Event:
         data = _most_specific(frozenset(o for o in origins if o.is_data))
-        ev = Event(kind, site, data, detail, tuple(self.loops), self.a.next_seq(), inner, st.after_artifact)
+        ev = Event(EventKind(kind), site, data, detail, tuple(self.loops), self.a.next_seq(), inner, st.after_artifact)
         self.events.append(ev)
         if kind in ("update", "cache"):
             for o in data:
@@ -1520,7 +1544,7 @@ class Simulation:
                 quant = next((e for e in self.events if e.seq == seq), None)
                 break
         uncertain = not self.a.is_val(origin, self.func)
-        self.incidents.append(Incident(kind, self.func, score, upd, origin, loop, quant, first, uncertain))
+        self.incidents.append(Incident(IncidentKind(kind), self.func, score, upd, origin, loop, quant, first, uncertain))
 
     def _candidate_grid(self, x: ir.Call, origins: frozenset, site: Site) -> None:
         """A loss over validation data inside a loop over candidate values (temperatures,

@@ -9,6 +9,7 @@ can see what the static rules assume.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # File names of the challenge's data shards. A string literal naming them is a data source.
 VAL_FILE_RE = re.compile(r"fineweb_val|(?:^|[/_])val(?:id(?:ation)?)?(?:_\d+|_\*|\*)?\.bin|fineweb10B_val")
@@ -97,3 +98,60 @@ NETWORK_MODULES = ("urllib", "requests", "httpx", "http", "aiohttp", "socket", "
 
 def last_part(dotted: str | None) -> str:
     return dotted.rsplit(".", 1)[-1] if dotted else ""
+
+
+# --------------------------------------------------------------------------- the roles table
+# Every name-based heuristic above, with the role it recognises, why a name is trusted there,
+# and the rules whose findings depend on it. Facts made by data flow instead of names (the
+# artifact read back, the loss target, the scoring pass, positions vs token values) are listed
+# in docs/engine_facts.md with the function that makes each.
+
+
+@dataclass(frozen=True)
+class Role:
+    role: str
+    recogniser: str        # the pattern's name in this module
+    why: str
+    used_by: tuple[str, ...]
+
+
+_ORDER = ("PG101", "PG102", "PG103", "PG107")
+ROLES: tuple[Role, ...] = (
+    Role("validation shard file", "VAL_FILE_RE", "the challenge's shard names are fixed (fineweb_val_*.bin)",
+         _ORDER + ("PG108",)),
+    Role("training shard file", "TRAIN_FILE_RE", "the challenge's shard names are fixed (fineweb_train_*.bin)",
+         ("PG108", "PG109")),
+    Role("validation data variable", "VAL_NAME_RE",
+         "only where no assignment or caller says otherwise (a parameter no caller fills); findings that rest on "
+         "it alone are marked", _ORDER + ("PG108",)),
+    Role("training data variable", "TRAIN_NAME_RE", "as for validation data variables", ("PG108", "PG109")),
+    Role("reported loss accumulator", "ACCUM_RE", "`loss_sum += nll` is the baseline's scoring idiom; a name "
+         "that grows by a loss is a score", _ORDER),
+    Role("not a reported accumulator", "NOT_ACCUM_RE", "training-side and byte/token counters grow the same way",
+         _ORDER),
+    Role("reported metric", "REPORTED_RE", "what the final log line prints", _ORDER),
+    Role("count table", "COUNT_TABLE_RE", "a table incremented somewhere is a count table whatever its name; the "
+         "name only adds tables read but never written here", ("PG104", "PG105", "PG106")),
+    Role("model distribution", "DISTRIBUTION_RE", "indexing the model's own distribution by the target is how NLL "
+         "is computed, never a leak", ("PG104", "PG105")),
+    Role("byte accounting", "BYTE_RE", "the bpb denominator reads properties of the target by design",
+         ("PG104", "PG105")),
+    Role("gate or mixing weight", "GATE_RE", "a value read at the target that feeds a gate decides the mixture",
+         ("PG105",)),
+    Role("target variable", "TARGET_NAME_RE", "besides the loss's target argument (the primary recogniser), names "
+         "the baseline gives the next token", ("PG104", "PG105")),
+    Role("token stream", "TOKEN_STREAM_RE", "positional reads of a token stream at the scored position",
+         ("PG104", "PG105")),
+    Role("quantization or serialization", "QUANT_CALL_RE", "where training ends; the evaluation starts where the "
+         "artifact is read back (torch.load), names only decide when nothing is read back", ("PG102", "PG109")),
+    Role("data read", "READ_CALL_RE", "calls that bring data in", ("PG108", "PG109")),
+    Role("generated tokens", "GENERATE_RE", "self-generated calibration and warmup data is legal (#1019)",
+         ("PG108",)),
+    Role("calibration statistics", "CALIBRATION_RE", "GPTQ/AWQ statistics collected from data", ("PG108",)),
+    Role("warmup or compile pass", "WARMUP_RE", "warmups on validation tokens are a disputed ruling (#1530)",
+         ("PG108",)),
+    Role("document boundary mask", "BOS_RE", "the masks the R-SMEAR-BOS fix uses", ("PG110",)),
+    Role("token ids", "TOKEN_IDS_RE", "a shift of token ids is not a hidden-state mix", ("PG110",)),
+    Role("byte-level model", "BYTE_MODEL_RE", "PPM and byte mixers (R-PPM-BYTE-MIXTURE-C2)", ("PG106",)),
+    Role("network command", "NETWORK_COMMAND_RE", "shell downloads", ("PG109",)),
+)
