@@ -27,6 +27,7 @@ changed, leaves it alone when it did not ("unchanged"), and creates it otherwise
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -50,6 +51,7 @@ COMMENT_BUDGET = 60_000           # safety margin under GitHub's limit
 SUMMARY_BUDGET_BYTES = 1_000_000  # a step summary must stay under 1 MiB
 MAX_PAGES = 200                   # 20,000 comments: far beyond any PR
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+TOTAL_DEADLINE_S = 120.0          # one request, retries and waits included: a trickled body cannot outlive it
 MAX_BODY_FILE_BYTES = 16 * 1024 * 1024
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 SHA_RE = re.compile(r"^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$")
@@ -172,7 +174,7 @@ def _next_link(header: str | None) -> str | None:
 
 class GitHubClient:
     def __init__(self, api_url: str, token: str, *, retries: int = 3, backoff: float = 1.0, max_wait: float = 30.0,
-                 timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep):
+                 timeout: float = 30.0, deadline: float = TOTAL_DEADLINE_S, sleep: Callable[[float], None] = time.sleep):
         parsed = urllib.parse.urlsplit(api_url.rstrip("/"))
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise GitHubError(None, f"GITHUB_API_URL {api_url!r} is not an http(s) URL")
@@ -183,6 +185,7 @@ class GitHubClient:
         self.backoff = backoff
         self.max_wait = max_wait
         self.timeout = timeout
+        self.deadline = deadline
         self.sleep = sleep
         self._opener = urllib.request.build_opener(_NoRedirect())
 
@@ -215,11 +218,15 @@ class GitHubClient:
         if data is not None:
             headers["Content-Type"] = "application/json"
         last_error = ""
+        deadline = time.monotonic() + self.deadline
         for attempt in range(self.retries + 1):
             request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
-                with self._opener.open(request, timeout=self.timeout) as reply:
-                    raw = reply.read(MAX_RESPONSE_BYTES + 1)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no complete answer within {self.deadline:.0f} s")
+                with self._opener.open(request, timeout=min(self.timeout, remaining)) as reply:
+                    raw = _read_until(reply, deadline, self.deadline)
                     reply_headers = {k.lower(): v for k, v in reply.headers.items()}
                     return Response(reply.status, reply_headers, _decode(raw))
             except urllib.error.HTTPError as exc:
@@ -234,13 +241,16 @@ class GitHubClient:
                 if 300 <= exc.code < 400:
                     message = f"redirected to {reply_headers.get('location', '?')} (not followed)"
                 raise GitHubError(exc.code, message or exc.reason or "") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
+                # HTTPException: a malformed status line, too many or too long headers
                 reason = getattr(exc, "reason", exc)
                 last_error = f"cannot reach {self.api_url}: {reason}"
                 if attempt < self.retries:
                     self.sleep(self._wait_for(attempt, {}))
                     continue
                 raise GitHubError(None, last_error) from None
+            if time.monotonic() >= deadline:
+                break
         raise GitHubError(None, f"gave up after {self.retries + 1} attempts ({last_error})")
 
     def paginate(self, path: str) -> Iterator[dict[str, Any]]:
@@ -256,6 +266,23 @@ class GitHubClient:
         raise GitHubError(None, f"more than {MAX_PAGES} pages of comments; stopped")
 
 
+def _read_until(reply, deadline: float, total: float) -> bytes:
+    """The response body, read in chunks against the total deadline (a socket timeout alone
+    restarts with every byte, so a body trickled slowly would never time out)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the response took longer than {total:.0f} s")
+        chunk = reply.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return b"".join(chunks)
+
+
 def _decode(raw: bytes) -> Any:
     if len(raw) > MAX_RESPONSE_BYTES:
         raise GitHubError(None, "API response too large")
@@ -263,8 +290,32 @@ def _decode(raw: bytes) -> Any:
         return None
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
         return raw.decode("utf-8", "replace")[:500]
+    except RecursionError:
+        raise GitHubError(None, "API response nested too deeply") from None
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise GitHubError(None, f"the API answered {what} as {type(value).__name__}, not a string")
+    return value
+
+
+def _comment_id(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise GitHubError(None, f"the API answered a comment id as {type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
+_SAFE_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?/[A-Za-z0-9._~/%#?=&+-]*")
+
+
+def safe_url(value: Any) -> str:
+    """The comment URL when it is a plain http(s) URL, else "" (it is printed to the log)."""
+    if isinstance(value, str) and len(value) <= 2000 and _SAFE_URL_RE.fullmatch(value):
+        return value
+    return ""
 
 
 def _retryable(status: int, headers: dict[str, str], message: str) -> bool:
@@ -298,7 +349,9 @@ def token_login(client: GitHubClient) -> str | None:
         if exc.status in (403, 404):
             return None
         raise
-    return reply.data.get("login") if isinstance(reply.data, dict) else None
+    if not isinstance(reply.data, dict) or "login" not in reply.data:
+        return None
+    return _text(reply.data["login"], "the token's login")
 
 
 def upsert_comment(client: GitHubClient, repo: str, number: int, body: str, *, marker: str = MARKER,
@@ -318,23 +371,27 @@ def upsert_comment(client: GitHubClient, repo: str, number: int, body: str, *, m
         warn("the token cannot read /user and no --author was given: matching the marker on bot comments only")
     existing = None
     for comment in client.paginate(f"/repos/{repo}/issues/{number}/comments?per_page=100"):
+        if not isinstance(comment, dict):
+            raise GitHubError(None, f"the API answered a comment as {type(comment).__name__}, not an object")
         user = comment.get("user") or {}
         text = comment.get("body") or ""
-        if marker not in text:
+        if not isinstance(user, dict) or not isinstance(text, str) or marker not in text:
             continue
-        mine = (str(user.get("login", "")).lower() == login.lower()) if login else user.get("type") == "Bot"
+        mine = (_text(user.get("login", ""), "a comment's login").lower() == login.lower()) if login else user.get("type") == "Bot"
         if mine:
             existing = comment
             break
     if existing is not None:
+        comment_id = _comment_id(existing.get("id"))
         if _normalise(existing.get("body") or "") == _normalise(body):
-            return Outcome("unchanged", existing.get("id"), existing.get("html_url", ""), cut)
-        reply = client.request("PATCH", f"/repos/{repo}/issues/comments/{int(existing['id'])}", {"body": body})
+            return Outcome("unchanged", comment_id, safe_url(existing.get("html_url")), cut)
+        reply = client.request("PATCH", f"/repos/{repo}/issues/comments/{comment_id}", {"body": body})
         data = reply.data if isinstance(reply.data, dict) else {}
-        return Outcome("updated", existing.get("id"), data.get("html_url", existing.get("html_url", "")), cut)
+        return Outcome("updated", comment_id, safe_url(data.get("html_url", existing.get("html_url"))), cut)
     reply = client.request("POST", f"/repos/{repo}/issues/{number}/comments", {"body": body})
     data = reply.data if isinstance(reply.data, dict) else {}
-    return Outcome("created", data.get("id"), data.get("html_url", ""), cut)
+    created = data.get("id")
+    return Outcome("created", _comment_id(created) if created is not None else None, safe_url(data.get("html_url")), cut)
 
 
 def explain(exc: GitHubError, repo: str, number: int) -> str:
