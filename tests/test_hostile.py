@@ -170,3 +170,13 @@ def test_bad_input_gives_findings_not_tracebacks(tmp_path):
     text_run = run_cli("--format", "text", str(tmp_path / "names"), cwd=tmp_path)
     assert "Traceback" not in text_run.stderr
     assert "\x1b" not in text_run.stdout and "\\x1b" in text_run.stdout
+
+
+def test_a_folder_padded_past_the_listing_cap_keeps_its_record_files(tmp_path):
+    folder = hostile_folder(tmp_path, "padded", readable_script("x = 1"))
+    for i in range(2100):
+        (folder / f"0pad_{i:05d}.txt").write_text("")
+    result = audit_folder(folder, AuditOptions())
+    messages = " ".join(f.message for f in result.findings)
+    assert "more than 2000 files" in messages
+    assert not any(f.code == "PG601" for f in result.findings), messages
