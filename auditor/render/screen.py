@@ -103,9 +103,13 @@ def screen(r: dict[str, Any]) -> dict[str, Any]:
     warnings = [f for f in live if f.get("severity") == "warning"]
     decide = deciding(r)
     not_checked = r.get("not_checked") or []
+    stats = r.get("stats") or {}
     if verdict == "PASS":
         reason = "every selected check ran; none reported a problem at warning or error level"
         action, why = "merge", "nothing to fix"
+        if stats.get("advisory") and any(t.get("deciding") and not t.get("passed") for t in stats.get("tests") or []):
+            why = ("nothing to fix; the improvement is not shown against the bundled leaderboard snapshot: "
+                   "confirm against the live leaderboard")
     elif verdict == "FAIL":
         reason = decide["message"] if decide else "an error-level problem"
         action = "reject"
