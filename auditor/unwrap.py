@@ -715,9 +715,18 @@ class _RunsDataScanner:
         self.binding_names: set[int] = set()   # ids of Name nodes that name a def, class, parameter or keyword
 
     def scan(self) -> list[tuple[cst.CSTNode, cst.BaseStatement]]:
-        for _ in range(3):  # assignments may alias names bound later in the file
-            for top in self.module.body:
-                visit_readonly(top, _BindingCollector(self))
+        # import aliases from the top level (no walk of the tree: one walk, below, is the
+        # cost); an alias made elsewhere (run = exec) is itself a reported reference
+        collector = _BindingCollector(self)
+        for top in self.module.body:
+            if isinstance(top, cst.SimpleStatementLine):
+                for small in top.body:
+                    if isinstance(small, cst.Import):
+                        collector.visit_Import(small)
+                    elif isinstance(small, cst.ImportFrom):
+                        collector.visit_ImportFrom(small)
+                    elif isinstance(small, cst.Assign):
+                        collector.visit_Assign(small)
         # module-level definitions shadow a builtin of the same name (methods named eval do not)
         for top in self.module.body:
             if isinstance(top, (cst.FunctionDef, cst.ClassDef)) and top.name.value not in self.aliases:
@@ -803,23 +812,50 @@ class _RunsDataScanner:
         return False
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self.binding_names.add(id(target.target))  # a name assigned to is no reference
         if self.dangerous(node.value):  # run = exec
             self.report(node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self.binding_names.add(id(node.target))  # a dataclass field named eval
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.binding_names.add(id(node.name))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.binding_names.add(id(node.name))
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self.binding_names.add(id(node.name))
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self.binding_names.add(id(node.keyword))
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
         if _literal_text(node) in _HIDDEN_NAME_STRINGS:
             self.report(node)
 
     def visit_Import(self, node: cst.Import) -> bool:
+        # the builtins module under any name reaches exec; an import inside a function is
+        # not in the top-level alias table, so it is reported where it is made
+        if any((dotted_name(alias.name) or "") == "builtins" for alias in node.names):
+            self.report(node)
         return False
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        base = dotted_name(node.module) if node.module is not None and not node.relative else None
+        if base is not None and not isinstance(node.names, cst.ImportStar):
+            if any(f"{base}.{dotted_name(alias.name)}" in _RUNS_DATA_FUNCTIONS for alias in node.names):
+                self.report(node)
+        elif base == "builtins":  # from builtins import *
+            self.report(node)
         return False
 
 
 class _BindingCollector:
-    """Names the module binds: import aliases, ``name = <exec-like>`` aliases, and every
-    other definition (which shadows a builtin of the same name)."""
+    """Top-level aliases: imports and ``name = <exec-like>`` assignments."""
 
     def __init__(self, scanner: _RunsDataScanner):
         self.scanner = scanner
@@ -846,29 +882,10 @@ class _BindingCollector:
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
-            self.scanner.binding_names.add(id(target.target))  # a name assigned to is no reference
             self.bind(target.target, node.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self.scanner.binding_names.add(id(node.target))  # a dataclass field named eval
-        if node.value is not None:
-            self.bind(node.target, node.value)
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
         self.bind(node.target, node.value)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scanner.binding_names.add(id(node.name))
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.scanner.binding_names.add(id(node.name))
-
-    def visit_Param(self, node: cst.Param) -> None:
-        self.scanner.binding_names.add(id(node.name))
-
-    def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None:
-            self.scanner.binding_names.add(id(node.keyword))
 
     def bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
         if not isinstance(target, cst.Name):
