@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgolf_audit.model import Category, Location, Severity
-from pgolf_audit.rulebase import Check, FolderCase
+from pgolf_audit.rulebase import Check, FolderCase, IncompleteCheck
 
 TEXT_SUFFIXES = (".md", ".json", ".log", ".txt", ".py")
 
@@ -46,15 +46,20 @@ class UnreadableFile(Check):
     ]
 
     def run(self, ctx):
-        for rel, problem in ctx.folder.problems:
-            yield self.finding(f"{rel}: {problem}", location=Location(rel))
+        findings = [self.finding(f"{rel}: {problem}", location=Location(rel)) for rel, problem in ctx.folder.problems]
+        not_read: list[str] = []
         for rel in sorted(ctx.folder.files):
             if not rel.lower().endswith(TEXT_SUFFIXES):
                 continue
             try:
                 _, problems = ctx.folder.read_text(rel)
             except Exception as exc:  # FolderError: size limit, OS error
-                yield self.finding(str(exc), location=Location(rel))
+                not_read.append(str(exc))
                 continue
-            for problem in problems:
-                yield self.finding(problem, location=Location(rel))
+            findings.extend(self.finding(problem, location=Location(rel)) for problem in problems)
+        if not_read:
+            # a log, README, JSON or script that could not be read at all is evidence nobody
+            # checked: the audit is incomplete, never a pass or a mere warning
+            raise IncompleteCheck("not read, so not checked: " + "; ".join(not_read[:5])
+                                  + "".join(f"; {f.message}" for f in findings[:5]))
+        yield from findings

@@ -180,3 +180,13 @@ def test_a_folder_padded_past_the_listing_cap_keeps_its_record_files(tmp_path):
     messages = " ".join(f.message for f in result.findings)
     assert "more than 2000 files" in messages
     assert not any(f.code == "PG601" for f in result.findings), messages
+
+
+def test_an_extra_log_too_large_to_read_makes_the_folder_incomplete(tmp_path):
+    folder = hostile_folder(tmp_path, "big log", readable_script("x = 1"))
+    with open(folder / "train_seed7.log", "wb") as handle:  # sparse: 2 GB on paper, nothing on disk
+        handle.truncate(2 << 30)
+    result = audit_folder(folder, AuditOptions())
+    assert result.verdict.value in ("INCOMPLETE", "FAIL")
+    pg604 = next(c for c in result.checks if c.code == "PG604")
+    assert pg604.status.value == "incomplete" and "train_seed7.log" in pg604.reason
