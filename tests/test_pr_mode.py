@@ -299,3 +299,39 @@ def test_entries_that_cannot_be_exported_make_the_pr_incomplete(repo, name):
     assert any(s["reason"].startswith("unsafe path") for s in report.pr.not_exported)
     done = run_cli("--repo", str(repo), "--base", "main", "--head", "odd-name", "--format", "json")
     assert done.exit_code == 2, done.output
+
+
+def test_crafted_trees_with_long_names_or_duplicate_entries_are_incomplete(repo):
+    # git writes such trees only through plumbing; a hostile branch can still carry them
+    make_pr(repo, "base-for-crafting", lambda r: copy_example(r, NEW))
+    head_tree = git(repo, "rev-parse", "base-for-crafting^{tree}").strip()
+
+    def subtree(tree: str, name: str) -> str:
+        line = next(l for l in git(repo, "ls-tree", tree).splitlines() if l.split("\t", 1)[1] == name)
+        return line.split()[2]
+
+    def replace(tree: str, name: str, new_id: str) -> str:
+        lines = [l for l in git(repo, "ls-tree", tree).splitlines() if l.split("\t", 1)[1] != name]
+        lines.append(f"040000 tree {new_id}\t{name}")
+        return run_mktree(lines)
+
+    def run_mktree(lines: list[str]) -> str:
+        done = subprocess.run(["git", "-C", str(repo), "mktree"], input="\n".join(lines) + "\n", capture_output=True,
+                              text=True, check=True)
+        return done.stdout.strip()
+
+    records, track, folder_name = NEW.split("/")
+    records_tree = subtree(head_tree, records)
+    track_tree = subtree(records_tree, track)
+    folder_tree = subtree(track_tree, folder_name)
+    entries = git(repo, "ls-tree", folder_tree).splitlines()
+    readme = next(l for l in entries if l.endswith("\tREADME.md"))
+    crafted = entries + [readme.replace("\tREADME.md", "\t" + "L" * 300 + ".log"), readme]  # too long; a duplicate
+    new_folder = run_mktree(crafted)
+    new_root = replace(head_tree, records, replace(records_tree, track, replace(track_tree, folder_name, new_folder)))
+    commit = git(repo, "commit-tree", new_root, "-p", "main", "-m", "crafted").strip()
+    git(repo, "branch", "crafted", commit)
+    report = audit(repo, "crafted")
+    reasons = " ".join(s["reason"] for s in report.pr.not_exported)
+    assert "duplicate tree entry" in reasons and "cannot be written" in reasons
+    assert report.verdict.value == "INCOMPLETE"
