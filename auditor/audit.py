@@ -8,26 +8,30 @@ This is the programmatic entry point (the CLI is a thin layer over it):
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import time
 import traceback
+from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import __version__, registry
 from .context import AuditContext, AuditOptions
+from .engine.loader import CodeTarget, paused_gc
 from .folder import FolderError, RecordFolder, discover_record_folders, track_from_path
-from .model import (
-    AuditReport, Category, CheckOutcome, CheckStatus, Confidence, Evidence, Finding, FolderResult, Location, Severity,
-)
-from .rulebase import AstRule, Check, IncompleteCheck, MetaRule, PrRule, Rule, SkipCheck
+from .model import AuditReport, CheckOutcome, Finding, FolderResult
+from .rulebase import AstRule, MetaRule, PrRule, Rule
+from .runner import run, skipped, unfinished
 from .summary import fill_tables
-
-CRASH_CODE, CRASH_NAME = "PG900", "rule-crashed"
 
 
 def tool_info() -> dict[str, Any]:
-    return {"name": "pgolf-audit", "version": __version__, "rules_digest": registry.rules_digest()}
+    """Who wrote the report: name, version, the digest of the rule table and the table itself
+    (each rule's metadata and docs), so renderers need nothing but the document."""
+    return {"name": "pgolf-audit", "version": __version__, "rules_digest": registry.rules_digest(),
+            "rules": [cls.describe() for cls in registry.all_rules()]}
 
 
 def selected_rules(options: AuditOptions) -> list[tuple[type[Rule], bool, str]]:
@@ -39,34 +43,16 @@ def selected_rules(options: AuditOptions) -> list[tuple[type[Rule], bool, str]]:
     return out
 
 
-def _crash_finding(cls: type[Rule], exc: BaseException) -> Finding:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    return Finding(
-        code=CRASH_CODE, name=CRASH_NAME, severity=Severity.ERROR, confidence=Confidence.HIGH,
-        category=Category.META,
-        message=f"{cls.CODE} {cls.NAME} crashed ({type(exc).__name__}: {exc}){where}; its check did not run, so this folder cannot pass",
-        evidence=Evidence(values={"rule": cls.CODE, "exception": type(exc).__name__}),
-    )
-
-
-def run_check(cls: type[Check], ctx: AuditContext) -> tuple[list[Finding], CheckOutcome]:
-    start = time.perf_counter()
-    findings: list[Finding] = []
-    try:
-        findings = list(cls().run(ctx))
-        live = [f for f in findings if f.severity is not Severity.INFO]
-        status = CheckStatus.FAIL if live else CheckStatus.PASS
-        reason = ""
-    except SkipCheck as exc:
-        status, reason = CheckStatus.SKIP, str(exc)
-    except IncompleteCheck as exc:
-        status, reason = CheckStatus.INCOMPLETE, str(exc)
-    except Exception as exc:  # a crashing rule must never crash the audit (fail closed)
-        findings = [_crash_finding(cls, exc)]
-        status, reason = CheckStatus.ERROR, f"crashed: {type(exc).__name__}: {exc}"
-    outcome = CheckOutcome(cls.CODE, cls.NAME, status, reason, (time.perf_counter() - start) * 1000, len(findings))
-    return findings, outcome
+def run_ast_rules(ctx: AuditContext, rules: list[type[AstRule]]) -> Iterator[tuple[list[Finding], CheckOutcome]]:
+    """The AST rules on the folder's code: one parse and one walk for all of them (their
+    visitors run in it), then each rule through the runner on the shared code model."""
+    if not rules:
+        return
+    instances = [cls() for cls in rules]
+    with paused_gc():
+        target = CodeTarget.build(ctx, instances)
+        for rule in instances:
+            yield run(rule, target, shared_ms=target.shared_ms)
 
 
 def audit_folder(path: Path, options: AuditOptions, display_path: str | None = None) -> FolderResult:
@@ -81,26 +67,22 @@ def audit_folder(path: Path, options: AuditOptions, display_path: str | None = N
         if issubclass(cls, (MetaRule, PrRule)):  # PR-shape rules run in `pgolf-audit pr`, on the diff
             continue
         if not selected:
-            result.checks.append(CheckOutcome(cls.CODE, cls.NAME, CheckStatus.SKIP, reason))
+            result.checks.append(skipped(cls, reason))
             continue
         if not cls.applies_to(ctx.limits_track):
-            result.checks.append(CheckOutcome(cls.CODE, cls.NAME, CheckStatus.SKIP, f"does not apply to {ctx.limits_track}"))
+            result.checks.append(skipped(cls, f"does not apply to {ctx.limits_track}"))
             continue
         if issubclass(cls, AstRule):
             ast_rules.append(cls)
             continue
-        findings, outcome = run_check(cls, ctx)
+        findings, outcome = run(cls, ctx)
         result.findings.extend(findings)
         result.checks.append(outcome)
-    if ast_rules:
-        from .engine import run_ast_rules  # the libcst engine: one parse, one traversal for all rules
-
-        for findings, outcome in run_ast_rules(ctx, ast_rules):
-            result.findings.extend(findings)
-            result.checks.append(outcome)
+    for findings, outcome in run_ast_rules(ctx, ast_rules):
+        result.findings.extend(findings)
+        result.checks.append(outcome)
     result.checks.sort(key=lambda c: c.code)
     fill_tables(ctx, result)
-    # --- rerun: the reproduction measured from outside joins the result as its own section.
     result.rerun = ctx.rerun
     result.finalise()
     return result
@@ -115,12 +97,9 @@ def _unauditable_result(path: str, display: str, reason: str) -> FolderResult:
         track = None
     result = FolderResult(path=display, name=Path(path).name, track=track,
                           track_source="path" if track else "not determined", ruleset="not determined")
-    result.findings.append(Finding(
-        code=CRASH_CODE, name=CRASH_NAME, severity=Severity.ERROR, confidence=Confidence.HIGH,
-        category=Category.META, message=f"the audit of this folder did not finish ({reason}); nothing was checked, so it cannot pass",
-        evidence=Evidence(values={"reason": reason}),
-    ))
-    result.checks.append(CheckOutcome(CRASH_CODE, CRASH_NAME, CheckStatus.ERROR, reason))
+    finding, outcome = unfinished(reason)
+    result.findings.append(finding)
+    result.checks.append(outcome)
     result.finalise()
     return result
 
@@ -148,7 +127,7 @@ _CHILD_STACK_BYTES = 64 << 20
 
 def _isolated_child(args: tuple[str, AuditOptions, str], conn) -> None:
     try:
-        import resource
+        import resource  # POSIX only: elsewhere the child runs with the default limits
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
         soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
@@ -166,8 +145,6 @@ def _isolated_child(args: tuple[str, AuditOptions, str], conn) -> None:
 
 
 def _process_context():
-    import multiprocessing
-
     methods = multiprocessing.get_all_start_methods()
     # fork: the child starts with the rules and parsers already imported
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -175,8 +152,6 @@ def _process_context():
 
 def _describe_exit(exitcode: int | None) -> str:
     if exitcode is not None and exitcode < 0:
-        import signal
-
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
@@ -189,10 +164,7 @@ def _audit_isolated(work: list[tuple[str, AuditOptions, str]], jobs: int,
                     time_limit_s: float) -> list[tuple[str, FolderResult | None, str | None]]:
     """Audit each folder in its own child process, ``jobs`` at a time; a child that crashes,
     exits without a result or runs past ``time_limit_s`` gives that folder an INCOMPLETE result."""
-    from multiprocessing.connection import wait
-
-    registry.all_rules()
-    from . import engine  # noqa: F401  (imported once here, inherited by every forked child)
+    registry.all_rules()  # imported once here, inherited by every forked child
 
     context = _process_context()
     outcomes: dict[int, tuple[str, FolderResult | None, str | None]] = {}
@@ -298,4 +270,4 @@ def audit_paths(paths: list[Path], options: AuditOptions, *, isolated: bool | No
     return AuditReport(tool=tool_info(), results=results, errors=errors)
 
 
-__all__ = ["AuditOptions", "audit_folder", "audit_folder_isolated", "audit_paths", "tool_info", "run_check", "Location"]
+__all__ = ["AuditOptions", "audit_folder", "audit_folder_isolated", "audit_paths", "tool_info"]

@@ -12,7 +12,8 @@ import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .rulebase import RECORD_TRACK
+from .git import GitError, list_tree, run_git
+from .tracks import RECORD_TRACK
 
 REFERENCE_SUFFIXES = (".log", ".txt", ".json")
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -22,8 +23,6 @@ MAX_TOTAL_BYTES = 256 * 1024 * 1024
 def export_base_records(repo: Path, sha: str, dest: Path) -> int:
     """Write the data files of the base commit's record-track folders under ``dest``; the
     number of folders exported."""
-    from .pr import GitError, list_tree, run_git
-
     prefix = f"records/{RECORD_TRACK}"
     try:
         entries = list_tree(repo, sha, prefix)

@@ -12,12 +12,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .bundled import bundled_example
 from .rulebase import CopyOf, FolderCase, Move, RECORD_TRACK
 
 
 def example_record() -> Path:
-    from .cli import bundled_example
-
     return bundled_example()
 
 

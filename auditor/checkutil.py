@@ -7,6 +7,8 @@ import re
 import statistics
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from .rulebase import IncompleteCheck
+
 if TYPE_CHECKING:
     from .context import AuditContext, Run
 
@@ -122,8 +124,6 @@ def alternative_line_means(target: float, runs: Sequence["Run"], decimals: int):
 def required_runs(ctx: "AuditContext", scored: bool = True):
     """The scored runs (or all evidence runs, with or without a final metric), or
     IncompleteCheck when there are none to check."""
-    from .rulebase import IncompleteCheck
-
     runs = ctx.scored_runs if scored else ctx.evidence_runs
     if not runs:
         if not ctx.log_candidates:

@@ -10,27 +10,20 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import re
 import sys
-from importlib import resources
 from pathlib import Path
 
 import click
 
 from . import __version__, registry
 from .audit import FOLDER_TIME_LIMIT_S, AuditOptions, audit_paths
-from .model import AuditReport, Verdict
-from .render import RENDERERS, render
-from .rulebase import NON_RECORD_TRACK, RECORD_TRACK
-from .ruleset import RulesetError, available as available_rulesets
-
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
-
-TRACK_ALIASES = {
-    RECORD_TRACK: RECORD_TRACK, "10min_16mb": RECORD_TRACK, "record": RECORD_TRACK,
-    NON_RECORD_TRACK: NON_RECORD_TRACK, "non_record_16mb": NON_RECORD_TRACK, "non-record-16mb": NON_RECORD_TRACK,
-    "non-record": NON_RECORD_TRACK, "non_record": NON_RECORD_TRACK,
-}
+from .bundled import ExampleMissing, bundled_example
+from .output import write_report
+from .render import RENDERERS
+from .ruledocs import rule_markdown
+from .tracks import TRACK_ALIASES
+from .unwrap import UnwrapError, unwrap_file
+from .usage import UsageFailure, validated_selection
 
 # Subcommands that live in heavier modules are imported only when used, so that
 # `pgolf-audit PATH` never imports torch or the rerun machinery.
@@ -45,12 +38,6 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     # --- rerun
     "rerun": ("pgolf_audit.rerun.commands", "rerun_command", "Rerun a record's seeds under torchrun, measure them from outside, audit."),
 }
-
-
-class UsageFailure(click.ClickException):
-    """A usage or configuration error: exit code 2, never confused with 'findings' (1)."""
-
-    exit_code = EXIT_INCOMPLETE
 
 
 class AuditGroup(click.Group):
@@ -102,91 +89,6 @@ def main() -> None:
     """
 
 
-def bundled_example() -> Path:
-    base = resources.files("pgolf_audit").joinpath("examples", "records", RECORD_TRACK)
-    folders = sorted(p for p in base.iterdir() if p.is_dir())
-    if not folders:
-        raise UsageFailure("the bundled example record is missing from this installation")
-    return Path(str(folders[0]))
-
-
-def _split_codes(values: tuple[str, ...]) -> list[str] | None:
-    codes = [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
-    return codes or None
-
-
-def validated_selection(ruleset: str | None, select: tuple[str, ...], ignore: tuple[str, ...]):
-    """The --select/--ignore code prefixes, after checking them and --ruleset against the
-    registry and the ruleset files (a usage error names what is unknown)."""
-    if ruleset is not None:
-        try:
-            known = available_rulesets()
-        except RulesetError as exc:
-            raise UsageFailure(str(exc)) from None
-        if ruleset not in known:
-            raise UsageFailure(f"unknown ruleset {ruleset!r} (known: {', '.join(sorted(known))})")
-    select_codes, ignore_codes = _split_codes(select), _split_codes(ignore)
-    try:
-        registry.validate_prefixes((select_codes or []) + (ignore_codes or []))
-    except registry.UnknownRuleCode as exc:
-        raise UsageFailure(f"no rule code starts with {exc} (see `pgolf-audit rules`)") from None
-    return select_codes, ignore_codes
-
-
-_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _finite(value):
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def writable_text(text: str, fmt: str) -> str:
-    """Text that can be written as UTF-8 and, for JSON, is standard JSON: lone surrogates
-    (from a submission's JSON string escapes) become backslash escapes, which JSON reads back
-    as the same escape; NaN and infinities, which JSON has no words for, become null."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    if fmt == "text":  # terminal escapes and other controls from submitted text, shown, not obeyed
-        text = _TERMINAL_CONTROLS.sub(lambda m: ascii(m.group(0))[1:-1], text)
-    if fmt == "json":
-        special: list[str] = []
-        doc = json.loads(text, parse_constant=lambda name: special.append(name) or float("nan"))
-        if special:
-            text = json.dumps(_finite(doc), indent=2, ensure_ascii=False) + "\n"
-    return text
-
-
-def emit(report: AuditReport, text: str, output: Path | None) -> None:
-    """The rendered report to --output (with a one-line verdict on stderr) or to stdout."""
-    if output:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
-        click.echo(f"{report.verdict.value}: report written to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
-
-
-def exit_code_for(report: AuditReport, fail_on: str) -> int:
-    verdicts = {r.verdict for r in report.results}
-    if report.errors or Verdict.INCOMPLETE in verdicts or not report.results:
-        return EXIT_INCOMPLETE
-    if Verdict.FAIL in verdicts:
-        return EXIT_FINDINGS
-    if fail_on == "warning" and Verdict.NEEDS_REVIEW in verdicts:
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
 @main.command("check")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="markdown", show_default=True,
@@ -218,11 +120,14 @@ def check_command(paths, fmt, output, jobs, track, ruleset, select, ignore, prev
         track=TRACK_ALIASES[track] if track else None, ruleset=ruleset, select=select_codes, ignore=ignore_codes,
         preview=preview, fail_on=fail_on, against=against, records_root=records_root, jobs=jobs or os.cpu_count() or 1,
     )
-    targets = list(paths) or [bundled_example()]
+    try:
+        targets = list(paths) or [bundled_example()]
+    except ExampleMissing as exc:
+        raise UsageFailure(str(exc)) from None
     # each folder in its own process: a parser crash or hang costs that folder only
     report = audit_paths(targets, options, isolated=True, time_limit_s=folder_time_limit)
-    emit(report, writable_text(render(report, fmt), fmt), output)
-    sys.exit(exit_code_for(report, fail_on))
+    write_report(report, [(fmt, output)] if output else [], fmt)
+    sys.exit(report.exit_code(fail_on))
 
 
 @main.command("rules")
@@ -238,16 +143,9 @@ def rules_command(fmt, codes):
         if missing:
             raise UsageFailure(f"unknown rule code(s): {', '.join(sorted(missing))}")
     if fmt == "json":
-        data = []
-        for r in rules:
-            meta = r.metadata()
-            meta["docs"] = r.doc_sections()
-            data.append(meta)
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps([r.describe() for r in rules], indent=2))
         return
     if fmt == "markdown" or codes:
-        from .ruledocs import rule_markdown
-
         click.echo("\n\n".join(rule_markdown(r) for r in rules))
         return
     width = max((len(r.NAME) for r in rules), default=10)
@@ -260,8 +158,6 @@ def rules_command(fmt, codes):
 @click.option("--layers", is_flag=True, help="Describe the wrapper layers on stderr.")
 def unwrap_command(file, layers):
     """Print the readable source of a (possibly lzma/base85-wrapped) script, without running it."""
-    from .unwrap import UnwrapError, unwrap_file
-
     try:
         code = unwrap_file(file)
     except UnwrapError as exc:

@@ -7,7 +7,6 @@ checks that need the piece report INCOMPLETE), never an exception out of the aud
 from __future__ import annotations
 
 import re
-import statistics
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,19 +17,22 @@ import libcst as cst
 from .codebytes import CodeAccounting, account_code
 from .cstutil import SourceParseError, parse_module
 from .lines import LineTable
-from .folder import FolderError, RecordFolder, track_from_path
+from .folder import FolderError, RecordFolder, folder_date, track_from_path
 from .model import Location
-from .parsers.logs import LogFile, MetricLine, RunRecord, is_log_candidate, looks_like_training_log, parse_log
+from . import runs as runs_mod
+from .parsers.logs import LogFile
+from .runs import Run
 from .parsers.readme import ReadmeClaims, parse_readme
 from .parsers.submission_json import SubmissionClaims, SubmissionJsonError, parse_submission_json
-from .rulebase import NON_RECORD_TRACK, RECORD_TRACK, TRACKS
+from .tracks import NON_RECORD_TRACK, RECORD_TRACK, TRACKS
 from .ruleset import Ruleset, TrackLimits
 from .ruleset import for_date as ruleset_for_date
 from .ruleset import get as get_ruleset
 from .unwrap import UnwrapError, UnwrappedCode, unwrap
+from .log_evidence import ConfigLine, scan_log_config
+from .significance import Significance, measure as measure_significance
 
 ENTRY_SCRIPT = "train_gpt.py"
-FOLDER_DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[_\-]")
 ALT_ENTRY_RE = re.compile(r"^train[\w\-]*\.py$")
 
 
@@ -52,36 +54,6 @@ class AuditOptions:
 
 
 @dataclass
-class Run:
-    """One training run as the checks see it: the log it came from and its parsed record."""
-
-    log: LogFile
-    record: RunRecord
-    superseded: bool = False      # an earlier run in a log that holds several runs
-    duplicate_of: str | None = None  # byte-identical copy of another log file
-
-    @property
-    def path(self) -> str:
-        return self.log.path
-
-    @property
-    def seed(self) -> int | None:
-        return self.record.seed
-
-    @property
-    def headline(self) -> MetricLine | None:
-        return self.record.headline
-
-    def at(self, line: int | None) -> Location:
-        return Location(self.log.path, line, line)
-
-    @property
-    def label(self) -> str:
-        suffix = f" (run {self.record.index + 1} of {len(self.log.runs)})" if len(self.log.runs) > 1 else ""
-        return f"{self.log.path}{suffix}"
-
-
-@dataclass
 class LoadProblem:
     path: str
     message: str
@@ -93,12 +65,21 @@ class AuditContext:
         self.options = options
         self.display_path = display_path or str(folder.root)
         self.problems: list[LoadProblem] = [LoadProblem(p, m) for p, m in folder.problems]
-        # Values checks compute for the report (e.g. significance statistics).
-        self.facts: dict[str, Any] = {}
         self._submission_error: str | None = None
         self.code_error: str | None = None
         self.code_parse_error: str | None = None
         self._parsed: dict[tuple[str, str], cst.Module] = {}
+
+    # ---- measurements: computed once, read by the rules and by the report's tables --------
+    @cached_property
+    def significance(self) -> Significance:
+        """The improvement over the reference record and its tests (PG502, ``stats``)."""
+        return measure_significance(self)
+
+    @cached_property
+    def log_config(self) -> dict[str, list[ConfigLine]]:
+        """Lines of the training logs that show an evaluation-time technique (PG410)."""
+        return scan_log_config(self)
 
     # ---- rerun ------------------------------------------------------------------------
     @property
@@ -113,8 +94,7 @@ class AuditContext:
 
     @cached_property
     def folder_date(self) -> str | None:
-        m = FOLDER_DATE_RE.match(self.name)
-        return m.group(1) if m else None
+        return folder_date(self.name)
 
     @cached_property
     def date(self) -> str | None:
@@ -234,41 +214,26 @@ class AuditContext:
     # ---- logs -----------------------------------------------------------------------------
     @cached_property
     def log_candidates(self) -> list[str]:
-        return sorted(p for p in self.folder.files if is_log_candidate(p))
+        return runs_mod.log_candidates(self.folder)
 
     @cached_property
     def logs(self) -> list[LogFile]:
-        logs = []
-        for rel in self.log_candidates:
-            try:
-                data = self.folder.read_bytes(rel)
-            except FolderError as exc:
-                self.problems.append(LoadProblem(rel, str(exc)))
-                continue
-            logs.append(parse_log(data, rel))
-        return logs
+        return runs_mod.read_logs(self.folder, self.log_candidates,
+                                  lambda rel, message: self.problems.append(LoadProblem(rel, message)))
 
     @cached_property
     def training_logs(self) -> list[LogFile]:
-        return [log for log in self.logs if looks_like_training_log(log)]
+        return runs_mod.training_logs(self.logs)
 
     @cached_property
     def runs(self) -> list[Run]:
         """Every run of every training log, with copies and superseded runs marked."""
-        runs: list[Run] = []
-        first_by_hash: dict[str, str] = {}
-        for log in self.training_logs:
-            duplicate_of = first_by_hash.get(log.sha256)
-            if duplicate_of is None:
-                first_by_hash[log.sha256] = log.path
-            for i, record in enumerate(log.runs):
-                runs.append(Run(log, record, superseded=i < len(log.runs) - 1, duplicate_of=duplicate_of))
-        return runs
+        return runs_mod.runs_of(self.training_logs)
 
     @cached_property
     def evidence_runs(self) -> list[Run]:
         """The runs that count as evidence: the last run of each distinct log file."""
-        return [r for r in self.runs if not r.superseded and r.duplicate_of is None]
+        return runs_mod.evidence_runs(self.runs)
 
     @cached_property
     def scored_runs(self) -> list[Run]:
@@ -276,8 +241,7 @@ class AuditContext:
         return [r for r in self.evidence_runs if r.headline is not None]
 
     def run_mean_bpb(self, runs: list[Run] | None = None) -> float | None:
-        values = [r.headline.val_bpb for r in (runs if runs is not None else self.scored_runs) if r.headline]
-        return statistics.fmean(values) if values else None
+        return runs_mod.mean_bpb(runs if runs is not None else self.scored_runs)
 
     # ---- code -------------------------------------------------------------------------------
     @cached_property

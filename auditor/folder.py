@@ -222,6 +222,13 @@ def discover_record_folders(path: Path, max_depth: int = 4) -> list[Path]:
 
 
 TRACK_DIR_RE = re.compile(r"^track_[\w\-]+$")
+FOLDER_DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[_\-]")
+
+
+def folder_date(name: str) -> str | None:
+    """The date a record folder's name starts with (``2026-04-09_Name``), or None."""
+    m = FOLDER_DATE_RE.match(name)
+    return m.group(1) if m else None
 
 
 def track_from_path(path: Path) -> str | None:

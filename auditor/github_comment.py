@@ -43,6 +43,9 @@ from typing import Any, Callable, Iterator
 import click
 
 from . import __version__
+from .render import render
+from .render.github import action_outputs
+from .render.validate import ReportInvalid, trusted_document
 
 MARKER = "<!-- pgolf-audit:review -->"
 DEFAULT_API_URL = "https://api.github.com"
@@ -426,16 +429,13 @@ def _read_text(path: Path, limit: int = MAX_BODY_FILE_BYTES) -> str:
 def review_from_report(path: Path) -> str:
     """Render the Markdown review from a report.json with this installation's templates, so
     every submitter-controlled string in it is escaped again, whoever wrote the file."""
-    from .render import render
-
     try:
         doc = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise CommentFailure(f"{path} is not JSON: {exc}") from None
     if not isinstance(doc, dict) or "verdict" not in doc or "tool" not in doc:
         raise CommentFailure(f"{path} is not a pgolf-audit report")
-    from .render.validate import ReportInvalid, trusted_document  # schema-valid, declared fields only
-
+    # schema-valid, declared fields only
     try:
         doc = trusted_document(doc)
     except ReportInvalid as exc:
@@ -503,8 +503,6 @@ def summary_outputs_command(report, review):
 
     With --review and GITHUB_STEP_SUMMARY set, also append the review to the job summary.
     """
-    from .render.github import action_outputs
-
     try:
         doc = json.loads(_read_text(report))
     except json.JSONDecodeError as exc:

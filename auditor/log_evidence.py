@@ -4,7 +4,7 @@ The legality rules judge the code; the logs say which configuration actually ran
 mixture, a context mixer, an n-gram cache, SLOT, a score over a token subset), and
 submission.json may state a non-record submission or sizes and times under keys the parser does
 not know. ``log_config_facts`` and ``claim_facts`` gather these as facts (file, line, text); the
-PG410 check reports them, and ``ctx.facts["log_config"]`` holds them for any other rule.
+PG410 check reports them, and ``ctx.log_config`` holds them for any other rule.
 """
 
 from __future__ import annotations
@@ -45,10 +45,12 @@ def _in_dumps(line: int, dumps: list[tuple[int, int]]) -> bool:
 
 def log_config_facts(ctx: "AuditContext") -> dict[str, list[ConfigLine]]:
     """Lines of the training logs (outside source-code dumps) that show an evaluation-time
-    technique configured or running, per kind. Cached on ``ctx.facts["log_config"]``."""
-    cached = ctx.facts.get("log_config")
-    if cached is not None:
-        return cached
+    technique configured or running, per kind: read once per audit (``ctx.log_config``)."""
+    return ctx.log_config
+
+
+def scan_log_config(ctx: "AuditContext") -> dict[str, list[ConfigLine]]:
+    """The scan behind ``ctx.log_config``."""
     found: dict[str, list[ConfigLine]] = {}
     for log in ctx.logs:
         try:
@@ -64,7 +66,6 @@ def log_config_facts(ctx: "AuditContext") -> dict[str, list[ConfigLine]]:
                     bucket = found.setdefault(kind, [])
                     if len(bucket) < MAX_LINES_PER_KIND:
                         bucket.append(ConfigLine(kind, log.path, number, line.strip()))
-    ctx.facts["log_config"] = found
     return found
 
 

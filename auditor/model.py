@@ -16,6 +16,10 @@ from typing import Any
 
 SCHEMA_VERSION = "1"
 
+# Exit codes of every command that audits: pass (or only findings below --fail-on), findings
+# at or above --fail-on, an incomplete audit or a usage error.
+EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
+
 
 class Severity(str, Enum):
     ERROR = "error"      # disqualifying
@@ -355,6 +359,22 @@ class AuditReport:
             if VERDICT_ORDER.index(v) > VERDICT_ORDER.index(worst):
                 worst = v
         return worst
+
+    def exit_code(self, fail_on: str = "error") -> int:
+        """The exit policy of ``check``, ``pr`` and ``rerun``: 2 when anything could not be
+        audited (fail closed, even beside a FAIL) or nothing was audited at all, else 1 for
+        findings at or above ``fail_on`` ("error" or "warning"), else 0. A pull request that
+        adds no folder is not "nothing audited": PG615 reports it as a finding."""
+        verdicts = {r.verdict for r in self.results}
+        if self.pr is not None:
+            verdicts.add(self.pr.verdict)
+        if self.errors or Verdict.INCOMPLETE in verdicts or not verdicts:
+            return EXIT_INCOMPLETE
+        if Verdict.FAIL in verdicts:
+            return EXIT_FINDINGS
+        if fail_on == "warning" and Verdict.NEEDS_REVIEW in verdicts:
+            return EXIT_FINDINGS
+        return EXIT_OK
 
     def summary(self) -> dict[str, Any]:
         per_verdict = {v.value: 0 for v in Verdict}

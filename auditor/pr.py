@@ -12,12 +12,8 @@ nothing from the PR is executed.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -26,170 +22,24 @@ from typing import Any, Iterable, Iterator
 import click
 
 from . import registry
-from .model import (
-    AuditReport, Category, CheckOutcome, CheckStatus, Confidence, Evidence, Finding, PrSection, Severity, Verdict,
+from .audit import audit_folder_isolated, tool_info
+from .base_records import with_base_records
+from .context import AuditOptions
+from .folder import FolderError, discover_record_folders
+from .git import (
+    EXPORT_MAX_FILE_BYTES, INCOMPLETE_EXPORT, Change, GitError, _check_repository, diff_changes, export_folder,
+    find_merge_base, list_paths, list_tree, resolve_commit,
 )
-from .rulebase import TRACKS, PrCase, PrRule, SkipCheck
-
-# Bounds on what is exported from the head commit (a real record folder is a few MB).
-EXPORT_MAX_FILE_BYTES = 32 * 1024 * 1024
-EXPORT_MAX_TOTAL_BYTES = 256 * 1024 * 1024
-EXPORT_MAX_FILES = 2000
-GIT_TIMEOUT_S = 120
+from .model import AuditReport, CheckOutcome, Finding, PrSection
+from .output import parse_outputs, write_report
+from .render import RENDERERS
+from .rulebase import PrCase, PrRule
+from .runner import run, skipped
+from .tracks import TRACKS
+from .usage import UsageFailure, validated_selection
 
 STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "copied", "T": "type changed",
                 "U": "unmerged", "X": "unknown"}
-
-
-class GitError(Exception):
-    """git could not answer (not a repository, unknown revision, shallow history, ...)."""
-
-
-# ---- git plumbing -----------------------------------------------------------------------
-
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Never prompt for credentials, never take optional locks in someone's checkout, read
-    # folder names as literal paths (a name may hold `*`, `?` or `[`), and keep messages in
-    # one language so errors read the same everywhere.
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", GIT_LITERAL_PATHSPECS="1", LC_ALL="C", LANGUAGE="C")
-    return env
-
-
-def run_git(repo: Path, *args: str) -> bytes:
-    if shutil.which("git") is None:
-        raise GitError("git is not installed (PR mode reads the diff with git)")
-    command = ["git", "-C", str(repo), "-c", "core.quotepath=off", *args]
-    try:
-        done = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_S, env=_git_env(), check=False)
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT_S} s") from None
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(message[-1] if message else f"git {args[0]} failed with exit code {done.returncode}")
-    return done.stdout
-
-
-def _check_repository(repo: Path) -> None:
-    if not repo.exists():
-        raise GitError(f"{repo}: no such directory")
-    try:
-        run_git(repo, "rev-parse", "--git-dir")
-    except GitError as exc:
-        raise GitError(f"{repo} is not a git repository ({exc})") from None
-
-
-def resolve_commit(repo: Path, rev: str) -> str:
-    if not rev or rev.startswith("-"):
-        raise GitError(f"invalid revision {rev!r}")
-    try:
-        out = run_git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-    except GitError:
-        out = b""
-    sha = out.decode().strip()
-    if not sha:
-        raise GitError(f"unknown revision {rev!r} in {repo} (fetch it first, e.g. git fetch origin {rev})")
-    return sha
-
-
-def is_shallow(repo: Path) -> bool:
-    try:
-        return run_git(repo, "rev-parse", "--is-shallow-repository").strip() == b"true"
-    except GitError:
-        return False
-
-
-def find_merge_base(repo: Path, base_sha: str, head_sha: str) -> str:
-    try:
-        out = run_git(repo, "merge-base", base_sha, head_sha).decode().strip()
-    except GitError:
-        out = ""
-    if out:
-        return out
-    if is_shallow(repo):
-        raise GitError(
-            "this is a shallow clone and the merge base of the two revisions is not in its history: "
-            "fetch the full history (actions/checkout with fetch-depth: 0, or git fetch --unshallow)"
-        )
-    raise GitError(f"{base_sha[:12]} and {head_sha[:12]} have no common ancestor")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One row of ``git diff --name-status``: ``path`` is the path at the head (for a deletion,
-    the deleted path); ``old_path`` is the source of a rename or copy."""
-
-    status: str
-    path: str
-    old_path: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "path": self.path, "old_path": self.old_path}
-
-
-def parse_name_status(raw: bytes) -> list[Change]:
-    """Parse ``git diff --name-status -z`` output: ``S\\0path\\0`` or ``R100\\0old\\0new\\0``."""
-    fields = raw.split(b"\0")
-    if fields and fields[-1] == b"":
-        fields.pop()
-    changes: list[Change] = []
-    i = 0
-    while i < len(fields):
-        status = fields[i].decode("ascii", "replace")[:1]
-        if status in ("R", "C"):
-            if i + 2 >= len(fields):
-                raise GitError("truncated git diff output")
-            old, new = _decode_path(fields[i + 1]), _decode_path(fields[i + 2])
-            changes.append(Change(status, new, old))
-            i += 3
-        else:
-            if i + 1 >= len(fields):
-                raise GitError("truncated git diff output")
-            changes.append(Change(status, _decode_path(fields[i + 1])))
-            i += 2
-    return changes
-
-
-def _decode_path(raw: bytes) -> str:
-    # Paths are bytes in git; undecodable bytes survive as escapes rather than failing.
-    return raw.decode("utf-8", "surrogateescape").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def diff_changes(repo: Path, merge_base: str, head_sha: str) -> list[Change]:
-    raw = run_git(repo, "diff", "--name-status", "-z", "--find-renames", "--no-ext-diff", "--no-textconv",
-                  f"{merge_base}..{head_sha}", "--")
-    return parse_name_status(raw)
-
-
-@dataclass(frozen=True)
-class TreeEntry:
-    path: str
-    kind: str          # "file", "symlink", "submodule"
-    size: int | None
-    object_id: str
-
-
-def list_tree(repo: Path, rev: str, prefix: str | None = None) -> list[TreeEntry]:
-    args = ["ls-tree", "-r", "-z", "-l", "--full-tree", rev]
-    if prefix:
-        args += ["--", prefix.rstrip("/") + "/"]
-    entries = []
-    for record in run_git(repo, *args).split(b"\0"):
-        if not record:
-            continue
-        meta, _, raw_path = record.partition(b"\t")
-        mode, otype, object_id, size = meta.decode().split(None, 3)
-        kind = {"120000": "symlink", "160000": "submodule"}.get(mode, "file" if otype == "blob" else otype)
-        entries.append(TreeEntry(_decode_path(raw_path), kind, int(size) if size.strip().isdigit() else None, object_id))
-    return entries
-
-
-def list_paths(repo: Path, rev: str, prefix: str) -> list[str]:
-    raw = run_git(repo, "ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", prefix.rstrip("/") + "/")
-    return [_decode_path(p) for p in raw.split(b"\0") if p]
-
 
 # ---- where a path sits ------------------------------------------------------------------
 
@@ -355,27 +205,6 @@ def pr_rules(select: list[str] | None, ignore: list[str] | None, preview: bool) 
     return out
 
 
-def run_pr_rule(cls: type[PrRule], pr: PullRequest) -> tuple[list[Finding], CheckOutcome]:
-    start = time.perf_counter()
-    findings: list[Finding] = []
-    try:
-        findings = list(cls().check_pr(pr))
-        status = CheckStatus.FAIL if any(f.severity is not Severity.INFO for f in findings) else CheckStatus.PASS
-        reason = ""
-    except SkipCheck as exc:
-        status, reason = CheckStatus.SKIP, str(exc)
-    except Exception as exc:  # a crashing rule must never crash the audit (fail closed)
-        findings = [Finding(
-            code="PG900", name="rule-crashed", severity=Severity.ERROR, confidence=Confidence.HIGH,
-            category=Category.META,
-            message=f"{cls.CODE} {cls.NAME} crashed ({type(exc).__name__}: {exc}); its check did not run, "
-                    "so this pull request cannot pass",
-            evidence=Evidence(values={"rule": cls.CODE, "exception": type(exc).__name__}),
-        )]
-        status, reason = CheckStatus.ERROR, f"crashed: {type(exc).__name__}: {exc}"
-    return findings, CheckOutcome(cls.CODE, cls.NAME, status, reason, (time.perf_counter() - start) * 1000, len(findings))
-
-
 def check_pull_request(pr: PullRequest, select=None, ignore=None, preview=False,
                        rules: Iterable[type[PrRule]] | None = None) -> tuple[list[Finding], list[CheckOutcome]]:
     chosen = [(cls, True, "") for cls in rules] if rules is not None else pr_rules(select, ignore, preview)
@@ -383,9 +212,9 @@ def check_pull_request(pr: PullRequest, select=None, ignore=None, preview=False,
     checks: list[CheckOutcome] = []
     for cls, selected, reason in chosen:
         if not selected:
-            checks.append(CheckOutcome(cls.CODE, cls.NAME, CheckStatus.SKIP, reason))
+            checks.append(skipped(cls, reason))
             continue
-        found, outcome = run_pr_rule(cls, pr)
+        found, outcome = run(cls, pr, subject="pull request")
         findings.extend(found)
         checks.append(outcome)
     return findings, checks
@@ -413,69 +242,8 @@ def read_pull_request(repo: Path, base: str, head: str) -> tuple[PullRequest, st
     return pr, base_sha, head_sha
 
 
-def _safe_destination(root: Path, rel: str) -> Path | None:
-    parts = PurePosixPath(rel).parts
-    if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
-        return None
-    return root.joinpath(*parts)
-
-
-@dataclass
-class Export:
-    files: int = 0
-    bytes: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-def export_folder(repo: Path, head_sha: str, folder: str, dest_root: Path) -> Export:
-    """Write the regular files of ``folder`` as of ``head_sha`` under ``dest_root/folder``.
-
-    Reads blobs from git's object store (``git cat-file``), so no checkout happens and no
-    git attribute (export-ignore, filters) of the PR can hide or alter a file. Symlinks,
-    submodules and files over the bounds are not written; they are listed as skipped.
-    """
-    result = Export()
-    for entry in list_tree(repo, head_sha, folder):
-        if entry.kind != "file":
-            result.skipped.append({"path": entry.path, "reason": f"{entry.kind}, not exported"})
-            continue
-        size = entry.size or 0
-        if size > EXPORT_MAX_FILE_BYTES:
-            result.skipped.append({"path": entry.path, "reason": f"{size:,} bytes, over the {EXPORT_MAX_FILE_BYTES:,}-byte export bound"})
-            continue
-        if result.files >= EXPORT_MAX_FILES or result.bytes + size > EXPORT_MAX_TOTAL_BYTES:
-            result.skipped.append({"path": entry.path, "reason": "export bound reached (files or total bytes)"})
-            continue
-        dest = _safe_destination(dest_root, entry.path)
-        if dest is None:  # also names that were not UTF-8: _decode_path left backslash escapes
-            result.skipped.append({"path": entry.path, "reason": UNSAFE_PATH})
-            continue
-        if os.path.lexists(dest):  # a crafted tree can list one path twice
-            result.skipped.append({"path": entry.path, "reason": "duplicate tree entry, not exported"})
-            continue
-        data = run_git(repo, "cat-file", "blob", entry.object_id)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
-        except OSError as exc:  # a name over the file system's limit, a file where a folder is due
-            result.skipped.append({"path": entry.path, "reason": f"cannot be written ({exc.strerror or exc}), not exported"})
-            continue
-        result.files += 1
-        result.bytes += len(data)
-    return result
-
-
-UNSAFE_PATH = "unsafe path, not exported"
-# Skips that leave out files a record folder may need: the audit of that folder is incomplete.
-_INCOMPLETE_EXPORT = ("unsafe path", "duplicate tree entry", "cannot be written", "export bound reached")
-
-
-
 def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditReport:
     """The PR's shape findings plus the audit of every record folder it adds (as of head)."""
-    from .audit import audit_folder_isolated, tool_info  # the folder audit pulls in the parsers and the AST engine
-    from .folder import FolderError, discover_record_folders
-
     pr, base_sha, head_sha = read_pull_request(repo, base, head)
     findings, checks = check_pull_request(pr, options.select, options.ignore, options.preview)
     section = PrSection(
@@ -488,13 +256,12 @@ def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditR
     errors: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="pgolf-audit-pr-") as tmp:
         root = Path(tmp)
-        from .base_records import with_base_records  # significance against the base commit's records
-
+        # significance against the base commit's records
         options = with_base_records(options, repo, base_sha, Path(tempfile.mkdtemp(prefix="base-", dir=tmp)))
         for folder in pr.new_folders:
             exported = export_folder(repo, head_sha, folder, root)
             section.not_exported.extend(exported.skipped)
-            left_out = [s for s in exported.skipped if s["reason"].startswith(_INCOMPLETE_EXPORT)]
+            left_out = [s for s in exported.skipped if s["reason"].startswith(INCOMPLETE_EXPORT)]
             if left_out:
                 errors.append({"path": folder, "error": (
                     f"{len(left_out)} file(s) of this folder could not be exported for the audit "
@@ -514,49 +281,14 @@ def audit_pull_request(repo: Path, base: str, head: str, options: Any) -> AuditR
     return AuditReport(tool=tool_info(), results=results, errors=errors, pr=section)
 
 
-def exit_code_for_report(report: AuditReport, fail_on: str) -> int:
-    """As for ``check``: 2 when anything could not be audited (fail closed, even beside a
-    FAIL), else 1 for findings at or above --fail-on, else 0. Unlike ``check``, a PR that
-    adds no folder is not 'nothing audited': PG615 reports it as a finding."""
-    verdicts = {r.verdict for r in report.results}
-    if report.pr is not None:
-        verdicts.add(report.pr.verdict)
-    if report.errors or Verdict.INCOMPLETE in verdicts:
-        return 2
-    if Verdict.FAIL in verdicts:
-        return 1
-    if fail_on == "warning" and Verdict.NEEDS_REVIEW in verdicts:
-        return 1
-    return 0
-
-
 # ---- the command ---------------------------------------------------------------------------
-
-def _parse_outputs(values: tuple[str, ...], default_fmt: str, known: Iterable[str]) -> list[tuple[str, Path]]:
-    """``--output PATH`` writes ``--format``; ``--output FMT:PATH`` writes FMT (repeatable)."""
-    known = set(known)
-    out = []
-    for value in values:
-        fmt, sep, path = value.partition(":")
-        if sep and fmt in known and path:
-            out.append((fmt, Path(path)))
-        else:
-            out.append((default_fmt, Path(value)))
-    return out
-
-
-def _format_choices() -> list[str]:
-    from .render import RENDERERS
-
-    return sorted(RENDERERS)
-
 
 @click.command("pr")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="The git repository (a clone holding both revisions).")
 @click.option("--base", required=True, help="The base revision (the target branch or its SHA).")
 @click.option("--head", default="HEAD", show_default=True, help="The PR's head revision.")
-@click.option("--format", "fmt", type=click.Choice(_format_choices()), default="markdown", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="markdown", show_default=True,
               help="Output format for stdout or a plain --output PATH.")
 @click.option("--output", "-o", "outputs", multiple=True, metavar="[FMT:]PATH",
               help="Write the report to PATH (in --format), or FMT:PATH in another format; repeatable. "
@@ -577,23 +309,11 @@ def pr_command(repo, base, head, fmt, outputs, ruleset, select, ignore, preview,
     Exit codes: 0 pass, 1 findings at or above --fail-on, 2 incomplete audit or bad input
     (not a git repository, unknown revision, shallow clone without the merge base).
     """
-    from .cli import UsageFailure, validated_selection
-    from .context import AuditOptions
-    from .render import RENDERERS, render
-
     select_codes, ignore_codes = validated_selection(ruleset, select, ignore)
     options = AuditOptions(ruleset=ruleset, select=select_codes, ignore=ignore_codes, preview=preview, fail_on=fail_on)
     try:
         report = audit_pull_request(repo, base, head, options)
     except GitError as exc:
         raise UsageFailure(str(exc)) from None
-    targets = _parse_outputs(outputs, fmt, RENDERERS)
-    for out_fmt, path in targets:
-        try:
-            path.write_text(render(report, out_fmt), encoding="utf-8")
-        except OSError as exc:
-            raise UsageFailure(f"cannot write {path}: {exc.strerror or exc}") from None
-        click.echo(f"{report.verdict.value}: {out_fmt} report written to {path}", err=True)
-    if not targets:
-        click.echo(render(report, fmt), nl=False)
-    sys.exit(exit_code_for_report(report, fail_on))
+    write_report(report, parse_outputs(outputs, fmt, RENDERERS), fmt)
+    sys.exit(report.exit_code(fail_on))

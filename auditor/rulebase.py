@@ -24,10 +24,13 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator
 
+from .engine.api import Hit, Ruling, Site
 from .model import Category, Confidence, Evidence, Finding, Location, Severity
+from .tracks import LAUNCH_DATE, NON_RECORD_TRACK, RECORD_TRACK, TRACKS
 
 if TYPE_CHECKING:
     from .context import AuditContext
+    from .engine.loader import CodeProgram, CodeTarget
     from .pr import PullRequest
 
 DOC_SECTIONS = (
@@ -43,34 +46,11 @@ STATUSES = ("preview", "stable", "deprecated", "removed")
 CODE_RE = re.compile(r"^PG\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
-RECORD_TRACK = "track_10min_16mb"
-NON_RECORD_TRACK = "track_non_record_16mb"
-TRACKS = (RECORD_TRACK, NON_RECORD_TRACK)
-
-
-# The launch README (2026-03-18): "you can't cheat on your test loss". Rulings that spell out
-# what that means (score before update, normalized distributions, no validation data in
-# training) hold from launch, including for the pull request a ruling was first made on.
-LAUNCH_DATE = "2026-03-18"
-
-
-@dataclass(frozen=True)
-class Ruling:
-    """The ruling a legality rule enforces: its rules-catalogue id, the date from which
-    submissions are held to it, where it was made, and whether it is disputed.
-
-    ``date`` is the launch date for rulings that spell out a launch rule; it is the ruling's
-    own date for one that restricted a practice maintainers had already merged (code dated
-    before it gets info naming the ruling). A disputed ruling gives at most a warning.
-    """
-
-    id: str
-    date: str = LAUNCH_DATE
-    source: str = "launch README"
-    disputed: bool = False
-
-    def describe(self) -> str:
-        return f"{self.id}, {self.source}, {self.date}" + (" (disputed)" if self.disputed else "")
+# Track names, the launch date and ``Ruling`` live in dependency-free modules (``tracks``,
+# ``engine.api``); rules import them from here with the rest of the rule API.
+__all__ = ["AstRule", "Check", "CodeCase", "CopyOf", "FolderCase", "Hit", "IncompleteCheck", "InputCrashed",
+           "LAUNCH_DATE", "MetaRule", "Move", "NON_RECORD_TRACK", "PrCase", "PrRule", "RECORD_TRACK", "Rule",
+           "Ruling", "Site", "SkipCheck", "TRACKS"]
 
 
 class SkipCheck(Exception):
@@ -80,6 +60,16 @@ class SkipCheck(Exception):
 class IncompleteCheck(Exception):
     """The check applies but could not be completed on this input: the verdict becomes
     INCOMPLETE unless something disqualifying was proven elsewhere (fail closed)."""
+
+
+class InputCrashed(Exception):
+    """What every rule of a kind reads could not be built (the code model, say): each of those
+    rules is reported as crashed (PG900) with ``cause``, saying at which ``stage``."""
+
+    def __init__(self, stage: str, cause: BaseException):
+        super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -160,7 +150,6 @@ class Rule:
     REFERENCES: ClassVar[tuple[str, ...]] = ()
     STATUS: ClassVar[str] = "stable"
     SINCE: ClassVar[str] = "2026-03-18"
-    SUPPRESSIBLE: ClassVar[bool] = False
     # Tracks the rule applies to; None means every track.
     TRACKS: ClassVar[tuple[str, ...] | None] = None
     VALID: ClassVar[list[Any]] = []
@@ -201,11 +190,27 @@ class Rule:
             "confidence": cls.CONFIDENCE.value,
             "status": cls.STATUS,
             "since": cls.SINCE,
-            "suppressible": cls.SUPPRESSIBLE,
             "tracks": list(cls.TRACKS) if cls.TRACKS else None,
             "references": list(cls.REFERENCES),
             "summary": cls.summary(),
         }
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The metadata and the docs' sections: an entry of a report's rule table (``tool.rules``)
+        and of ``pgolf-audit rules --format json``."""
+        return {**cls.metadata(), "docs": cls.doc_sections()}
+
+    # ---- running (``pgolf_audit.runner.run``) ------------------------------
+    def findings(self, target: Any) -> Iterable[Finding]:
+        """The findings on ``target`` (a folder's context, a pull request, the code model);
+        raise ``SkipCheck`` or ``IncompleteCheck`` to say why there are none."""
+        raise NotImplementedError
+
+    def gaps(self, target: Any) -> list[str]:
+        """What the rule could not look at on ``target``: a rule that found nothing is then
+        INCOMPLETE, not passed (fail closed)."""
+        return []
 
     # ---- reporting --------------------------------------------------------
     def finding(
@@ -240,6 +245,9 @@ class Check(Rule):
     def run(self, ctx: "AuditContext") -> Iterator[Finding]:
         raise NotImplementedError
 
+    def findings(self, target: "AuditContext") -> Iterable[Finding]:
+        return self.run(target)
+
 
 class MetaRule(Rule):
     """A code the audit machinery itself reports (a crashed rule, say). Registered for its
@@ -252,7 +260,7 @@ class MetaRule(Rule):
 class AstRule(Rule):
     """A rule over the unwrapped code, run by the AST engine in one shared traversal.
 
-    ``check(program)`` gets the program model (``pgolf_audit.engine.CodeProgram``: files,
+    ``check(program)`` gets the program model (``pgolf_audit.engine.loader.CodeProgram``: files,
     functions, call graph, and ``program.analysis``, the effect simulation) and yields
     ``Hit`` objects made with ``self.hit(site, message, ...)``. The engine turns each hit into
     a finding with the submitted file's location and decides its severity from the feature
@@ -269,13 +277,17 @@ class AstRule(Rule):
     # the code it has checked nothing, and says so
     NEEDS_SCORING_PASS: ClassVar[bool] = False
 
-    def check(self, program: Any) -> Iterator[Any]:
+    def check(self, program: "CodeProgram") -> Iterator[Hit]:
         raise NotImplementedError
 
-    def hit(self, site: Any, message: str, **kwargs: Any) -> Any:
-        from .engine import Hit
-
+    def hit(self, site: Site, message: str, **kwargs: Any) -> Hit:
         return Hit(site, message, **kwargs)
+
+    def findings(self, target: "CodeTarget") -> Iterable[Finding]:
+        return target.findings(self)
+
+    def gaps(self, target: "CodeTarget") -> list[str]:
+        return target.gaps(self)
 
 
 # ---- pull-request shape rules (``pgolf-audit pr``) -----------------------------------------
@@ -313,6 +325,5 @@ class PrRule(Rule):
     def check_pr(self, pr: "PullRequest") -> Iterator[Finding]:
         raise NotImplementedError
 
-    def run(self, ctx: "AuditContext") -> Iterator[Finding]:
-        # The folder audit leaves PR rules out; this only guards a direct call.
-        raise SkipCheck("pull-request shape rule: runs in `pgolf-audit pr`")
+    def findings(self, target: "PullRequest") -> Iterable[Finding]:
+        return self.check_pr(target)

@@ -11,12 +11,14 @@ import statistics
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from scipy import stats as scipy_stats
 
-from .folder import TRACK_DIR_RE, FolderError, RecordFolder, discover_record_folders, track_from_path
-from .rulebase import RECORD_TRACK
+from .folder import TRACK_DIR_RE, FolderError, RecordFolder, discover_record_folders, folder_date, track_from_path
+from .runs import log_candidates, read_logs, runs_of, scored_runs, training_logs
+from .tracks import RECORD_TRACK
 
 
 @dataclass(frozen=True)
@@ -107,18 +109,17 @@ def losses_on_candidate_scale(ref: ReferenceRuns, cand_losses: list[float], cand
 
 @lru_cache(maxsize=512)
 def _load(folder: str) -> tuple | None:
-    from .context import AuditContext, AuditOptions
-
     try:
-        ctx = AuditContext(RecordFolder.open(Path(folder)), AuditOptions())
-        runs = [r for r in ctx.scored_runs if r.headline.val_loss is not None and r.headline.val_bpb is not None]
+        record = RecordFolder.open(Path(folder))
+        scored = scored_runs(runs_of(training_logs(read_logs(record, log_candidates(record)))))
+        runs = [r for r in scored if r.headline.val_loss is not None and r.headline.val_bpb is not None]
     except FolderError:
         return None
     except Exception:  # a reference that cannot be read is skipped, never a crash of the candidate's audit
         return None
     if not runs:
         return None
-    return (ctx.name, ctx.folder_date, tuple(r.headline.val_loss for r in runs), tuple(r.headline.val_bpb for r in runs))
+    return (record.name, folder_date(record.name), tuple(r.headline.val_loss for r in runs), tuple(r.headline.val_bpb for r in runs))
 
 
 def load_reference(folder: Path, source: str) -> ReferenceRuns | None:
@@ -176,8 +177,6 @@ def best_earlier_record(root: Path, before: str | None, exclude: Path, source: s
 
 @lru_cache(maxsize=1)
 def leaderboard() -> dict:
-    from importlib import resources
-
     text = resources.files("pgolf_audit.rules").joinpath("tracks", "leaderboard.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 

@@ -145,7 +145,7 @@ def fill_tables(ctx: "AuditContext", result: FolderResult) -> None:
     elif ctx.code_error:
         result.code = {"error": ctx.code_error}
     result.limits = ctx.limits.to_json()
-    result.stats = dict(ctx.facts.get("stats", {}))
+    result.stats = dict(ctx.significance.stats)
     result.not_checked = [
         f"{c.code} {c.name}: {c.reason}" for c in result.checks if c.status in (CheckStatus.INCOMPLETE, CheckStatus.ERROR)
     ]

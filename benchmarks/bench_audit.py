@@ -34,9 +34,8 @@ from pathlib import Path
 import libcst as cst
 
 from pgolf_audit import registry
-from pgolf_audit.audit import audit_folder
+from pgolf_audit.audit import audit_folder, run_ast_rules
 from pgolf_audit.context import AuditContext, AuditOptions
-from pgolf_audit.engine import run_ast_rules
 from pgolf_audit.engine.cases import build_source_folder
 from pgolf_audit.folder import RecordFolder
 from pgolf_audit.rulebase import AstRule

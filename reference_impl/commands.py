@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from pgolf_audit.bpb_identity import TokenizerHint, load_ratio_table, resolve_tokenizer
+
 EXIT_DISAGREES = 1
 EXIT_ERROR = 2
 
@@ -46,7 +48,7 @@ LUT_KEYS = {
 def _load_lut_file(path: Path):
     import numpy as np
 
-    from .byte_lut import lut_from_arrays
+    from .byte_lut import lut_from_arrays  # numpy (reference extra)
 
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -97,8 +99,6 @@ def _text_report(report, tokenizer: Path, pattern: str, shards: int, sp, identit
 
 def _identity_line(tokenizer: Path, sp, ratio: float):
     """Compare with the challenge tokenizer's reference ratio when the tokenizer is one of them."""
-    from pgolf_audit.bpb_identity import TokenizerHint, load_ratio_table, resolve_tokenizer
-
     table = load_ratio_table()
     key, _ = resolve_tokenizer(TokenizerHint(tokenizer_path=str(tokenizer)), table)
     reference_tokenizer = key is not None and tokenizer.name in table.tokenizers[key].tokenizer_files
@@ -142,9 +142,9 @@ def bpb_command(tokenizer_path: Path, val_pattern: str, lut_path: Path | None, s
         import numpy as np
     except ImportError:
         raise ReferenceCommandError("numpy is not installed: pip install 'pgolf-audit[reference]'") from None
-    from .byte_accounting import check_lut, compare_accounting
-    from .byte_lut import build_byte_lut
-    from .shards import ShardError, list_shards, load_tokens
+    from .byte_accounting import check_lut, compare_accounting  # numpy (reference extra)
+    from .byte_lut import build_byte_lut  # numpy (reference extra)
+    from .shards import ShardError, list_shards, load_tokens  # numpy (reference extra)
 
     sp = _load_tokenizer(tokenizer_path)
     try:
@@ -225,7 +225,7 @@ def demo_command(out_dir: Path, device: str, nproc: int, seeds: str | None, iter
         raise ReferenceCommandError(f"{exc.name} is not installed: pip install 'pgolf-audit[reference]'") from None
     import re
 
-    from .demo import DemoError, run_demo, settings_for
+    from .demo import DemoError, run_demo, settings_for  # torch and sentencepiece (reference extra), after the check above
 
     seed_list = None
     if seeds:

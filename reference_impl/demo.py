@@ -29,6 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pgolf_audit.audit import AuditOptions, audit_paths
+from pgolf_audit.render import render
+
 from .bundle import write_train_script
 
 TRACK_DIR = "track_non_record_16mb"
@@ -164,9 +167,9 @@ def _run_seed(record_dir: Path, env: dict[str, str], seed: int, nproc: int, log:
 def _byte_check(data) -> dict:
     import sentencepiece as spm
 
-    from .byte_accounting import check_lut
-    from .byte_lut import build_byte_lut
-    from .shards import load_tokens
+    from .byte_accounting import check_lut  # numpy (reference extra)
+    from .byte_lut import build_byte_lut  # numpy (reference extra)
+    from .shards import load_tokens  # numpy (reference extra)
 
     sp = spm.SentencePieceProcessor(model_file=str(data.tokenizer_path))
     tokens = load_tokens(data.val_pattern, int(sp.get_piece_size()), str(data.tokenizer_path))
@@ -296,16 +299,13 @@ done
 
 def audit_record(record_dir: Path) -> tuple[str, str]:
     """(verdict, text review) from the project's static audit."""
-    from pgolf_audit.audit import AuditOptions, audit_paths
-    from pgolf_audit.render import render
-
     report = audit_paths([record_dir], AuditOptions())
     return report.verdict.value, render(report, "text")
 
 
 def run_demo(out: str | Path, *, device: str = "cpu", settings: DemoSettings | None = None, nproc: int = 1,
              date: str | None = None, audit: bool = True, log: Callable[[str], None] = print) -> DemoResult:
-    from .dataset import build_demo_dataset
+    from .dataset import build_demo_dataset  # numpy and sentencepiece (reference extra): only when the demo runs
 
     started = time.perf_counter()
     settings = settings or PRESETS["default"]

@@ -6,7 +6,7 @@ import re
 
 from pgolf_audit.engine import describe as d
 from pgolf_audit.engine import ir
-from pgolf_audit.engine.patterns import BYTE_MODEL_RE
+from pgolf_audit.engine.patterns import BYTE_MODEL_RE, COUNT_TABLE_RE
 from pgolf_audit.engine.program import Site
 from pgolf_audit.engine.tokens import token_facts
 from pgolf_audit.model import Severity
@@ -149,8 +149,6 @@ class UnnormalizedDistribution(AstRule):
 
 
 def _count_like(x: ir.X, tables: set[str], info) -> bool:
-    from pgolf_audit.engine.patterns import COUNT_TABLE_RE
-
     for y in ir.walk(x):
         if isinstance(y, ir.Sub):
             base = y.base

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pgolf_audit.model import Severity
-from pgolf_audit.rulebase import MetaRule
+import traceback
+from pathlib import Path
+
+from pgolf_audit.model import Evidence, Finding, Severity
+from pgolf_audit.rulebase import MetaRule, Rule
 
 
 class RuleCrashed(MetaRule):
@@ -30,3 +33,22 @@ class RuleCrashed(MetaRule):
     CODE = "PG900"
     NAME = "rule-crashed"
     SEVERITY = Severity.ERROR
+
+    @classmethod
+    def crash(cls, rule: type[Rule], exc: BaseException, subject: str = "folder") -> Finding:
+        """The finding for ``rule`` having raised ``exc`` on a folder or a pull request."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        return cls().finding(
+            f"{rule.CODE} {rule.NAME} crashed ({type(exc).__name__}: {exc}){where}; its check did not run, "
+            f"so this {subject} cannot pass",
+            values={"rule": rule.CODE, "exception": type(exc).__name__},
+        )
+
+    @classmethod
+    def unfinished(cls, reason: str) -> Finding:
+        """The finding for a folder whose audit stopped (its process crashed, hung or raised)."""
+        return cls().finding(
+            f"the audit of this folder did not finish ({reason}); nothing was checked, so it cannot pass",
+            values={"reason": reason},
+        )

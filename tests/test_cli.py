@@ -177,7 +177,7 @@ def test_rules_command_lists_every_rule():
 
 
 def test_unwrap_command_prints_the_readable_source():
-    from pgolf_audit.cli import bundled_example
+    from pgolf_audit.bundled import bundled_example
 
     result = invoke("unwrap", str(bundled_example() / "train_gpt.py"), "--layers")
     assert result.exit_code == 0

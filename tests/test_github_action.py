@@ -138,7 +138,7 @@ def run_action(tmp_path: Path, cwd: Path, **inputs: str) -> tuple[subprocess.Com
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_action_audits_a_named_folder(tmp_path):
-    from pgolf_audit.cli import bundled_example
+    from pgolf_audit.bundled import bundled_example
 
     folder = tmp_path / "records" / "track_10min_16mb" / "2026-04-20_Example"
     shutil.copytree(bundled_example(), folder)

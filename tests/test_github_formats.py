@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from pgolf_audit.model import AuditReport, Category, Confidence, Finding, FolderResult, Location, Severity
+from pgolf_audit.audit import tool_info
 from pgolf_audit.render import document, render
 from pgolf_audit.render.github import action_outputs, escape_data, escape_property, render_github
 
-TOOL = {"name": "pgolf-audit", "version": "0.1.0", "rules_digest": "sha256:test"}
+TOOL = tool_info()  # with the rule table the SARIF renderer reads
 
 
 def make_folder(path: str, *findings: Finding) -> FolderResult:

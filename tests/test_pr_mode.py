@@ -20,10 +20,11 @@ from click.testing import CliRunner
 
 from pgolf_audit.cli import main as cli_main
 from pgolf_audit.context import AuditOptions
-from pgolf_audit.pr import GitError, audit_pull_request, parse_name_status, read_pull_request
+from pgolf_audit.git import GitError, parse_name_status
+from pgolf_audit.pr import audit_pull_request, read_pull_request
 
 REPORT_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "reports" / "audit.schema.json").read_text())
-EXAMPLE = next((Path(__file__).resolve().parents[1] / "auditor" / "examples" / "records" / "track_10min_16mb").iterdir())
+EXAMPLE = next((Path(__file__).resolve().parents[1] / "auditor" / "example_record" / "records" / "track_10min_16mb").iterdir())
 TRACK = "records/track_10min_16mb"
 NEW = f"{TRACK}/2026-04-20_NewRecord"
 OLD = f"{TRACK}/2026-03-19_Earlier"
@@ -274,7 +275,7 @@ def test_parse_name_status_handles_renames_and_odd_names():
 
 
 def test_folder_names_are_literal_paths_not_globs(repo, tmp_path):
-    from pgolf_audit.pr import export_folder, resolve_commit
+    from pgolf_audit.git import export_folder, resolve_commit
 
     starred = f"{TRACK}/2026-0*"  # as a glob it would also match 2026-03-19_Earlier
     make_pr(repo, "glob", lambda r: copy_example(r, starred))

@@ -22,7 +22,8 @@ pytest.importorskip("sentencepiece")
 from click.testing import CliRunner
 
 from pgolf_audit.audit import audit_folder, audit_paths
-from pgolf_audit.cli import bundled_example, main
+from pgolf_audit.bundled import bundled_example
+from pgolf_audit.cli import main
 from pgolf_audit.context import AuditOptions
 from pgolf_audit.parsers.logs import parse_log
 from pgolf_audit.render import render

@@ -18,10 +18,11 @@ from pgolf_audit import registry
 from pgolf_audit.model import (
     AuditReport, Category, Confidence, Evidence, Finding, FolderResult, Location, PrSection, Severity,
 )
+from pgolf_audit.audit import tool_info
 from pgolf_audit.render import document, render
 from pgolf_audit.render.sarif import FINGERPRINT_KEY, folder_base, sarif_document, sarif_text
 
-TOOL = {"name": "pgolf-audit", "version": "0.1.0", "rules_digest": "sha256:test"}
+TOOL = tool_info()  # with the rule table the SARIF renderer reads
 LEVELS = {"error", "warning", "note", "none"}
 
 

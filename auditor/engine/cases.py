@@ -35,7 +35,7 @@ def log_text(hyperparameters: dict[str, str], seed: int) -> str:
 
 
 def build_code_case_folder(case: CodeCase, root: Path, track: str = RECORD_TRACK) -> Path:
-    from ..unwrap import make_wrapper
+    from ..unwrap import make_wrapper  # the wrapper writer is only for cases that ask for a wrapped file
 
     folder = root / "records" / track / CASE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def build_source_folder(source: str, root: Path, name: str, *, wrap: str | None 
                         files: dict[str, str] | None = None, logs: list[dict[str, str]] | None = None,
                         track: str = RECORD_TRACK) -> Path:
     """A record folder for a whole fixture script."""
-    from ..unwrap import make_wrapper
+    from ..unwrap import make_wrapper  # the wrapper writer is only for fixtures that ask for a wrapped file
 
     folder = root / "records" / track / name
     folder.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ from typing import Iterable
 
 from . import ir
 from .patterns import (
-    ACCUM_RE, GENERATE_RE, NOT_ACCUM_RE, QUANT_CALL_RE, READ_CALL_RE, REPORTED_RE, SIZE_ATTRS, SIZE_CALLS,
+    ACCUM_RE, COUNT_TABLE_RE, GENERATE_RE, NOT_ACCUM_RE, QUANT_CALL_RE, READ_CALL_RE, REPORTED_RE, SIZE_ATTRS, SIZE_CALLS,
     TARGET_NAME_RE, TRAIN_FILE_RE, TRAIN_NAME_RE, VAL_FILE_RE, VAL_NAME_RE, last_part,
 )
 from .program import LocalInfo, Program, Site, base_name, container_name, target_names
@@ -1911,7 +1911,5 @@ def _refers_to(value: ir.X, name: str) -> bool:
 
 
 def _count_like(x: ir.X) -> bool:
-    from .patterns import COUNT_TABLE_RE
-
     name = container_name(x)
     return bool(name and COUNT_TABLE_RE.search(name))

@@ -91,7 +91,7 @@ def load_fixture(path: Path) -> Fixture:
 
 
 def build_fixture_folder(fixture: Fixture, root: Path) -> Path:
-    from .cases import build_source_folder
+    from .cases import build_source_folder  # fixtures are built with the case builder; imported where a test builds one
 
     return build_source_folder(fixture.source, root, f"2026-04-20_{fixture.name}", wrap=fixture.wrap,
                                files=fixture.helpers, logs=fixture.logs)

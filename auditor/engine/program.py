@@ -14,50 +14,9 @@ from functools import cached_property
 from typing import Iterator
 
 from . import ir
+from .api import Site
 from .flags import Definitions
 from .patterns import UNRESOLVED_METHODS
-
-
-@dataclass(frozen=True)
-class Site:
-    """A place in the code: the function, the statement and optionally the expression."""
-
-    func: ir.FunctionIR
-    stmt: ir.S | None
-    x: ir.X | None = None
-
-    @property
-    def node(self):
-        if self.x is not None and self.x.node is not None:
-            return self.x.node
-        if self.stmt is not None:
-            return self.stmt.node
-        return self.func.node
-
-    @property
-    def top(self):
-        return self.stmt.top if self.stmt is not None else self.func.top
-
-    @property
-    def file(self) -> ir.FileIR:
-        return self.func.file
-
-    def line(self) -> int | None:
-        try:
-            return self.file.positions.span(self.node, self.top).start_line
-        except Exception:
-            try:
-                return self.file.positions.top_span(self.top).start_line
-            except Exception:
-                return None
-
-    def span(self) -> tuple[int | None, int | None]:
-        try:
-            sp = self.file.positions.span(self.node, self.top)
-            return sp.start_line, sp.end_line
-        except Exception:
-            line = self.line()
-            return line, line
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 ``document(report)`` builds that document: for one folder it is the folder's result with
 ``schema_version`` and ``tool`` on top; for several folders it is a list of per-folder results
-plus a summary. Markdown and text come from jinja2 templates under ``reports/``.
+plus a summary (``document``). Markdown and text come from the jinja2 templates in
+``templates/``; SARIF and workflow annotations are built in ``sarif`` and ``github``. No
+renderer reads anything but the document: the rule table SARIF lists is the document's own
+``tool.rules``.
 """
 
 from __future__ import annotations
@@ -14,25 +17,11 @@ from typing import Any, Callable
 
 import jinja2
 
-from ..model import SCHEMA_VERSION, AuditReport
+from ..model import AuditReport
+from .document import document, folder_documents
 
 VERDICT_ICON = {"PASS": "✅", "NEEDS_REVIEW": "⚠️", "FAIL": "❌", "INCOMPLETE": "⛔"}
 MARKER = "<!-- pgolf-audit:review -->"
-
-
-def document(report: AuditReport) -> dict[str, Any]:
-    # A pull request's report keeps the multi-folder shape: its verdict covers the PR's shape
-    # as well as the folder(s), and the "pr" section sits beside the results.
-    if len(report.results) == 1 and not report.errors and report.pr is None:
-        doc = {"schema_version": SCHEMA_VERSION, "tool": report.tool}
-        doc.update(report.results[0].to_json())
-        return doc
-    return report.to_json()
-
-
-def folder_documents(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-folder result documents of a canonical document of either shape."""
-    return doc["results"] if "results" in doc else [doc]
 
 
 # ---- text helpers used by the templates: the one escaping layer lives in .markdown ----------
@@ -133,7 +122,7 @@ SEVERITY_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
 
 def _environment(finalize: Callable[[Any], str]) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("pgolf_audit.reports"))),
+        loader=jinja2.FileSystemLoader(str(resources.files("pgolf_audit.render").joinpath("templates"))),
         autoescape=False,  # Markdown, not HTML: every printed value passes ``finalize`` instead
         finalize=finalize,
         trim_blocks=True,
@@ -177,7 +166,6 @@ def render_text(doc: dict[str, Any]) -> str:
     return env("text").get_template("review.txt.j2").render(doc=doc, folders=folder_documents(doc), multi="results" in doc)
 
 
-# SARIF and workflow annotations read the helpers above, so they are imported after them.
 from .github import render_github  # noqa: E402
 from .sarif import render_sarif  # noqa: E402
 

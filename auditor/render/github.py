@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .document import folder_documents
+from .sarif import folder_base, join_uri_path
+
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
@@ -26,8 +29,6 @@ def escape_property(value: Any) -> str:
 
 
 def _annotation(finding: dict[str, Any], base: str, context: str) -> str:
-    from .sarif import join_uri_path
-
     location = finding.get("location") or None
     message = str(finding.get("message") or "")
     props = []
@@ -49,9 +50,6 @@ def _annotation(finding: dict[str, Any], base: str, context: str) -> str:
 
 
 def render_github(doc: dict[str, Any]) -> str:
-    from . import folder_documents
-    from .sarif import folder_base
-
     lines = []
     pr = doc.get("pr")
     if pr:

@@ -1,8 +1,10 @@
 """SARIF 2.1.0, rendered from the canonical JSON document.
 
-One run. ``tool.driver.rules`` is the whole rule registry (stable ids = rule codes, the
-summary as ``shortDescription``, "What it checks" as ``fullDescription``, the full rule docs
-as ``help``), so code-scanning alerts have titles and help even for rules that did not fire.
+One run. ``tool.driver.rules`` is the document's rule table (``tool.rules``: every rule of
+the auditor that wrote it; stable ids = rule codes, the summary as ``shortDescription``, "What
+it checks" as ``fullDescription``, the rule's docs as ``help``), so code-scanning alerts have
+titles and help even for rules that did not fire. A code the table lacks (a hand-made or older
+document) gets a descriptor made from its finding.
 Each finding becomes one result:
 
 - ``locations`` hold repository-relative URIs: the folder path plus the file path inside the
@@ -33,6 +35,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
+
+from .document import folder_documents
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -83,30 +87,39 @@ def join_uri_path(base: str, rel: str) -> str:
     return f"{base}/{rel}" if base else rel
 
 
-def _rule_text(cls) -> str:
-    sections = cls.doc_sections()
-    parts = [cls.summary()]
-    for title, body in sections.items():
+def _rule_text(rule: dict[str, Any]) -> str:
+    parts = [rule.get("summary") or ""]
+    for title, body in (rule.get("docs") or {}).items():
         parts.append(f"{title}:\n{body}")
     return "\n\n".join(parts)
 
 
-def rule_descriptor(cls) -> dict[str, Any]:
-    from ..ruledocs import rule_markdown
+def _rule_markdown(rule: dict[str, Any]) -> str:
+    parts = [f"## {rule['code']} {rule['name']}", rule.get("summary") or ""]
+    refs = rule.get("references") or []
+    parts.append(f"Category: {rule.get('category')} · severity: {rule.get('severity')}"
+                 + (f" · enforces: {', '.join(refs)}" if refs else ""))
+    for title, body in (rule.get("docs") or {}).items():
+        parts.append(f"### {title}\n\n{body}")
+    return "\n\n".join(p for p in parts if p) + "\n"
 
-    sections = cls.doc_sections()
+
+def rule_descriptor(rule: dict[str, Any]) -> dict[str, Any]:
+    """The SARIF descriptor of one entry of the document's rule table (``tool.rules``)."""
+    docs = rule.get("docs") or {}
+    summary = rule.get("summary") or rule["name"]
     return {
-        "id": cls.CODE,
-        "name": cls.NAME,
-        "shortDescription": {"text": cls.summary()},
-        "fullDescription": {"text": sections.get("What it checks") or cls.summary()},
-        "help": {"text": _rule_text(cls), "markdown": rule_markdown(cls)},
-        "defaultConfiguration": {"level": LEVELS[cls.SEVERITY.value]},
+        "id": rule["code"],
+        "name": rule["name"],
+        "shortDescription": {"text": summary},
+        "fullDescription": {"text": docs.get("What it checks") or summary},
+        "help": {"text": _rule_text(rule), "markdown": _rule_markdown(rule)},
+        "defaultConfiguration": {"level": LEVELS.get(rule.get("severity"), "warning")},
         "properties": {
-            "tags": [cls.CATEGORY.value, cls.CONFIDENCE.value],
-            "precision": PRECISION[cls.CONFIDENCE.value],
-            "problem.severity": PROBLEM_SEVERITY[cls.SEVERITY.value],
-            "references": list(cls.REFERENCES),
+            "tags": [rule.get("category", "unknown"), rule.get("confidence", "unknown")],
+            "precision": PRECISION.get(rule.get("confidence"), "medium"),
+            "problem.severity": PROBLEM_SEVERITY.get(rule.get("severity"), "warning"),
+            "references": list(rule.get("references") or []),
         },
     }
 
@@ -120,12 +133,6 @@ def _fallback_descriptor(finding: dict[str, Any]) -> dict[str, Any]:
         "defaultConfiguration": {"level": LEVELS.get(finding.get("severity"), "warning")},
         "properties": {"tags": [finding.get("category", "unknown"), finding.get("confidence", "unknown")]},
     }
-
-
-def registry_rules() -> list[Any]:
-    from .. import registry
-
-    return list(registry.all_rules())
 
 
 def _anchor_for_folder(folder: dict[str, Any]) -> str:
@@ -192,11 +199,9 @@ def _result(finding: dict[str, Any], rule_index: int, base: str, anchor: str) ->
     return result
 
 
-def sarif_document(doc: dict[str, Any], rules: list[Any] | None = None, cwd: Path | None = None) -> dict[str, Any]:
-    from . import folder_documents
-
-    rules = registry_rules() if rules is None else rules
-    descriptors = [rule_descriptor(cls) for cls in rules]
+def sarif_document(doc: dict[str, Any], cwd: Path | None = None) -> dict[str, Any]:
+    rules = [r for r in (doc.get("tool") or {}).get("rules") or [] if isinstance(r, dict) and r.get("code") and r.get("name")]
+    descriptors = [rule_descriptor(r) for r in rules]
     index = {d["id"]: i for i, d in enumerate(descriptors)}
 
     def rule_index(finding: dict[str, Any]) -> int:

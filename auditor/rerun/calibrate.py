@@ -21,8 +21,8 @@ from .speed_reference import CalibrationProfile, profile_for
 
 def build_calibration_record(root: Path, profile: CalibrationProfile) -> tuple[Path, dict[str, str]]:
     """A record folder holding the bundled reference trainer, and the data-path environment."""
-    from pgolf_audit.reference_impl.bundle import write_train_script
-    from pgolf_audit.reference_impl.dataset import build_demo_dataset
+    from pgolf_audit.reference_impl.bundle import write_train_script  # the reference extra (numpy, sentencepiece): only a calibration run needs it
+    from pgolf_audit.reference_impl.dataset import build_demo_dataset  # the reference extra, as above
 
     data = build_demo_dataset(root / "data", **profile.dataset)
     record = root / "record"

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
-from pgolf_audit.cli import UsageFailure, emit, exit_code_for
+from pgolf_audit.audit import AuditOptions, audit_paths
+from pgolf_audit.output import rendered, write_report
+from pgolf_audit.usage import UsageFailure
 
 from .runner import RerunRequest, RerunSetupError, run_rerun
 
@@ -88,9 +90,6 @@ def rerun_command(folder, nproc, device, seeds, data_root, data_path, tokenizer_
     pgolf-audit rerun records/track_10min_16mb/2026-04-09_X --nproc 8 --data-root data
     pgolf-audit rerun FOLDER --nproc 1 --seeds 42 --shim-flash-attn --calibrate --format json
     """
-    from pgolf_audit.audit import AuditOptions, audit_paths
-    from pgolf_audit.render import render
-
     progress = None if (quiet or fmt == "json") else (lambda line: click.echo(line, err=True))
     request = RerunRequest(folder=folder, nproc=nproc, device=device, seeds=_parse_seeds(seeds), data_path=data_path,
                            tokenizer_path=tokenizer_path, data_root=data_root, env=_parse_env(env_items), timeout_s=timeout_s,
@@ -102,12 +101,12 @@ def rerun_command(folder, nproc, device, seeds, data_root, data_path, tokenizer_
     except RerunSetupError as exc:
         raise UsageFailure(str(exc)) from None
     report = audit_paths([folder], AuditOptions(fail_on=fail_on, rerun_result=rerun, jobs=1))
-    text = render(report, fmt)
+    text = rendered(report, fmt)
     out = Path(rerun["out_dir"])
     (out / ("review.md" if fmt == "markdown" else "report.json")).write_text(text, encoding="utf-8")
     if fmt == "markdown":
-        (out / "report.json").write_text(render(report, "json"), encoding="utf-8")
-    emit(report, text, output)
+        (out / "report.json").write_text(rendered(report, "json"), encoding="utf-8")
+    write_report(report, [(fmt, output)] if output else [], fmt, text=text)
     if progress:
         progress(f"[rerun] {report.verdict.value}; logs and reports under {out}")
-    sys.exit(exit_code_for(report, fail_on))
+    sys.exit(report.exit_code(fail_on))

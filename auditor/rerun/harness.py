@@ -68,6 +68,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from ..parsers.logs import RunRecord, is_log_candidate, match_formats, parse_log
+from .hardware import GpuMemorySampler
 from .hparams import is_warmup_line, parse_hyperparameters
 from .isolation import Isolation
 from .processes import MARKER_ENV, end_run, run_processes
@@ -432,8 +433,6 @@ def run_seed(spec: SeedSpec) -> dict[str, Any]:
 
     gpu_sampler = None
     if spec.device == "cuda":
-        from .hardware import GpuMemorySampler
-
         gpu_sampler = GpuMemorySampler()
         gpu_sampler.start()
 

@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..context import AuditContext, AuditOptions
+from ..folder import FolderError, RecordFolder
 from . import RERUN_SCHEMA_VERSION
+from .calibrate import run_calibration
 from .compare import run_comparison, summarize
 from .config import (ConfigError, RerunConfig, build_config, missing_data_paths, requested_hyperparameters,
                      requested_paths)
@@ -273,9 +276,6 @@ def preflight(python: str, device: str) -> tuple[dict[str, Any] | None, str | No
 
 
 def run_rerun(req: RerunRequest) -> dict[str, Any]:
-    from pgolf_audit.context import AuditContext, AuditOptions
-    from pgolf_audit.folder import FolderError, RecordFolder
-
     folder = req.folder.resolve()
     if not folder.is_dir():
         raise RerunSetupError(f"{req.folder}: not a directory")
@@ -390,8 +390,6 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
     if req.calibrate:
         update = progress.begin("calibration")
         try:
-            from .calibrate import run_calibration
-
             rerun["calibration"] = run_calibration(device=req.device, nproc=req.nproc, python=req.python, out_dir=out,
                                                    isolation=isolation, steps=req.calibrate_steps,
                                                    timeout_s=rerun["timeout_seconds"], progress=update)
