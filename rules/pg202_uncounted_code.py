@@ -5,7 +5,8 @@ from __future__ import annotations
 from pgolf_audit.checkutil import fmt_bytes, run_name
 from pgolf_audit.model import Category, Location, Severity
 from pgolf_audit.rulebase import Check, FolderCase, SkipCheck
-from pgolf_audit.unwrap import make_wrapper, unwrap
+from pgolf_audit.unwrap import unwrap
+from pgolf_audit.wrappers import make_wrapper
 
 
 def rewrap(wrapper_text: str, prefix: str) -> str:

@@ -12,7 +12,8 @@ import sys
 from pgolf_audit.codebytes import CountedFile, _top_level_texts, account_code, account_folder
 from pgolf_audit.cstutil import parse_module
 from pgolf_audit.lines import LineTable
-from pgolf_audit.unwrap import make_wrapper, unwrap
+from pgolf_audit.unwrap import unwrap
+from pgolf_audit.wrappers import make_wrapper
 
 ENTRY = "train_gpt.py"
 

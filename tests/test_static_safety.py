@@ -23,7 +23,7 @@ from pgolf_audit.cases import build_case_folder
 from pgolf_audit.context import AuditOptions
 from pgolf_audit.render import render
 from pgolf_audit.rulebase import FolderCase
-from pgolf_audit.unwrap import make_wrapper
+from pgolf_audit.wrappers import make_wrapper
 
 PAYLOAD_TOKEN = "PLANTED_PAYLOAD_7f3a"
 

@@ -24,16 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from pgolf_audit import unwrap as unwrap_module
+from pgolf_audit import unwrap_interpreter as unwrap_module  # the decoders live with the interpreter
 from pgolf_audit.unwrap import (
     FolderReader,
     UnwrapError,
     looks_like_wrapper,
-    make_wrapper,
     simple_string_value,
     unwrap,
     unwrap_file,
 )
+from pgolf_audit.wrappers import make_wrapper
 
 TRAIN_SNIPPET = '''"""Compact GPT trainer for the 16 MB track."""
 import math

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 from ..rulebase import RECORD_TRACK, CodeCase
+from ..wrappers import make_wrapper
 
 CASE_FOLDER = "2026-04-20_LegalityCase"
 
@@ -35,7 +36,6 @@ def log_text(hyperparameters: dict[str, str], seed: int) -> str:
 
 
 def build_code_case_folder(case: CodeCase, root: Path, track: str = RECORD_TRACK) -> Path:
-    from ..unwrap import make_wrapper  # the wrapper writer is only for cases that ask for a wrapped file
 
     folder = root / "records" / track / CASE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,6 @@ def build_source_folder(source: str, root: Path, name: str, *, wrap: str | None 
                         files: dict[str, str] | None = None, logs: list[dict[str, str]] | None = None,
                         track: str = RECORD_TRACK) -> Path:
     """A record folder for a whole fixture script."""
-    from ..unwrap import make_wrapper  # the wrapper writer is only for fixtures that ask for a wrapped file
 
     folder = root / "records" / track / name
     folder.mkdir(parents=True, exist_ok=True)
