@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pgolf_audit.parsers.log_formats import FORMAT_IDS
 from pgolf_audit.parsers.logs import (
-    FORMAT_IDS,
     NUM,
     LogFile,
     is_log_candidate,
