@@ -9,7 +9,8 @@ from __future__ import annotations
 import builtins
 import sys
 
-from pgolf_audit.codebytes import CountedFile, _top_level_texts, account_code, account_folder
+from pgolf_audit.code_references import _top_level_texts
+from pgolf_audit.codebytes import CountedFile, account_code, account_folder
 from pgolf_audit.cstutil import parse_module
 from pgolf_audit.lines import LineTable
 from pgolf_audit.unwrap import unwrap
