@@ -7,6 +7,7 @@ import re
 import statistics
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from .formatting import bpb_text
 from .rulebase import IncompleteCheck
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def fmt_s(x: float | None, digits: int = 3) -> str:
 
 
 def fmt_bpb(x: float | None) -> str:
-    return "unknown" if x is None else f"{x:.8f}".rstrip("0").rstrip(".")
+    return "unknown" if x is None else bpb_text(x)
 
 
 def seeds_text(seeds: Iterable) -> str:

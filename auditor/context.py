@@ -149,9 +149,6 @@ class AuditContext:
         return self.ruleset.limits(self.limits_track)
 
     # ---- files ------------------------------------------------------------------------
-    def has(self, rel: str) -> bool:
-        return rel in self.folder.files
-
     def read_text(self, rel: str) -> str | None:
         """Text of a file, recording why it could not be read."""
         try:

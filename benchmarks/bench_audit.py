@@ -36,7 +36,7 @@ import libcst as cst
 from pgolf_audit import registry
 from pgolf_audit.audit import audit_folder, run_ast_rules
 from pgolf_audit.context import AuditContext, AuditOptions
-from pgolf_audit.engine.cases import build_source_folder
+from pgolf_audit.cases import build_source_folder
 from pgolf_audit.folder import RecordFolder
 from pgolf_audit.rulebase import AstRule
 

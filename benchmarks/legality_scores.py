@@ -26,7 +26,7 @@ from pathlib import Path
 from pgolf_audit import registry
 from pgolf_audit.audit import audit_folder
 from pgolf_audit.context import AuditOptions
-from pgolf_audit.engine.cases import build_code_case_folder
+from pgolf_audit.cases import build_code_case_folder
 from pgolf_audit.engine.fixtures import build_fixture_folder, compare, load_fixture
 from pgolf_audit.rulebase import CodeCase
 

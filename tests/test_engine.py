@@ -14,7 +14,7 @@ from pgolf_audit.audit import audit_folder
 from pgolf_audit.context import AuditOptions
 from pgolf_audit.engine import ir
 from pgolf_audit.engine.loader import CodeProgram
-from pgolf_audit.engine.cases import build_code_case_folder
+from pgolf_audit.cases import build_code_case_folder
 from pgolf_audit.engine.flags import Evaluator, RunValues
 from pgolf_audit.lines import LineTable
 from pgolf_audit.model import CheckStatus, Severity

@@ -13,7 +13,7 @@ import pytest
 from pgolf_audit.audit import audit_folder
 from pgolf_audit.context import AuditOptions
 from pgolf_audit.engine.severity import apply_ruling
-from pgolf_audit.engine.cases import build_code_case_folder, log_text
+from pgolf_audit.cases import build_code_case_folder, log_text
 from pgolf_audit.model import CheckStatus, Severity
 from pgolf_audit.rulebase import LAUNCH_DATE, CodeCase, Ruling
 

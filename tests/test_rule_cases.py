@@ -18,7 +18,7 @@ from pgolf_audit import registry
 from pgolf_audit.audit import audit_folder
 from pgolf_audit.cases import build_case_folder
 from pgolf_audit.context import AuditOptions
-from pgolf_audit.engine.cases import build_code_case_folder
+from pgolf_audit.cases import build_code_case_folder
 from pgolf_audit.rulebase import CodeCase, FolderCase, PrCase, RECORD_TRACK
 
 

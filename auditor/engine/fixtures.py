@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cases import build_source_folder
 from ..model import Severity
 
 ANNOTATION_RE = re.compile(r"^\s*#\s*(expect|ok|todo-ok|todo):\s*(.+?)\s*$")
@@ -91,7 +92,6 @@ def load_fixture(path: Path) -> Fixture:
 
 
 def build_fixture_folder(fixture: Fixture, root: Path) -> Path:
-    from .cases import build_source_folder  # fixtures are built with the case builder; imported where a test builds one
 
     return build_source_folder(fixture.source, root, f"2026-04-20_{fixture.name}", wrap=fixture.wrap,
                                files=fixture.helpers, logs=fixture.logs)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import jinja2
 
+from ..formatting import bpb_text
 from ..model import AuditReport
 from .document import document, folder_documents
 
@@ -63,8 +64,7 @@ def fmt_bpb(value: Any) -> Md:
     v = _number(value)
     if v is None:
         return md_escape(value)
-    text = f"{v:.8f}".rstrip("0")
-    return Md(text + "0" * max(0, 4 - len(text.split(".")[1])))
+    return Md(bpb_text(v, min_decimals=4))
 
 
 def fmt_signed(value: Any) -> Md:
