@@ -1728,13 +1728,12 @@ def _most_specific(origins: frozenset) -> frozenset:
     stream look touched when `tokens[j]` says which part was."""
     if len(origins) < 2:
         return origins
-    keep = []
-    for o in origins:
-        if any(other is not o and other.root == o.root and len(other.path) > len(o.path)
-               and other.path[:len(o.path)] == o.path for other in origins):
-            continue
-        keep.append(o)
-    return frozenset(keep)
+    # every strict prefix of every origin's path, by root: an origin is dropped when its own
+    # path is one of them (linear in the origins; path length is bounded by MAX_PATH)
+    prefixes = {(o.root, o.path[:k]) for o in origins for k in range(len(o.path))}
+    if not prefixes:
+        return origins
+    return frozenset(o for o in origins if (o.root, o.path) not in prefixes)
 
 
 _EFFECT_METHODS = {"backward", "load_state_dict", "state_dict", "append", "extend", "add_", "insert", "copy_", "update",
