@@ -147,9 +147,6 @@ class Event:
     inner: tuple = ()         # sites inside callees, outermost call first
     after_artifact: bool = False
 
-    def all_sites(self) -> list[Site]:
-        return [self.site, *self.inner]
-
 
 @dataclass
 class Adapt:
@@ -486,9 +483,6 @@ class Analysis:
         if cached is None:
             cached = self._state_cache[id(x)] = _mentions_state(x)
         return cached
-
-    def has_call(self, x: ir.X) -> bool:
-        return bool(self.calls_in(x))
 
     def calls_in(self, x: ir.X) -> list:
         cached = self._call_cache.get(id(x))
