@@ -94,10 +94,12 @@ def case_source(case: CodeCase) -> str:
     return textwrap.dedent(case.code).lstrip("\n")
 
 
-def log_text(hyperparameters: dict[str, str], seed: int) -> str:
-    """A training log in the baseline's format that prints ``hyperparameters``."""
+def log_text(hyperparameters: dict[str, str], seed: int, printed: tuple[str, ...] = ()) -> str:
+    """A training log in the baseline's format that prints ``hyperparameters`` and then the
+    ``printed`` lines."""
     lines = [f"seed:{seed}", "world_size:8 grad_accum_steps:1", "Hyperparameters:"]
     lines += [f"  {k}: {v}" for k, v in hyperparameters.items()]
+    lines += list(printed)
     lines += [
         "step:1000/20000 train_loss:2.9000 train_time:60000ms step_avg:60.00ms",
         "stopping_early: wallclock_cap train_time:590000ms step:9800/20000",
@@ -121,9 +123,11 @@ def build_code_case_folder(case: CodeCase, root: Path, track: str = RECORD_TRACK
     logs = case.log_hyperparameters
     if isinstance(logs, dict):
         logs = [logs]
+    if not logs and case.log_lines:
+        logs = [{}]
     for i, values in enumerate(logs or []):
         seed = 42 + i
-        (folder / f"train_seed{seed}.log").write_text(log_text(values, seed), encoding="utf-8")
+        (folder / f"train_seed{seed}.log").write_text(log_text(values, seed, case.log_lines), encoding="utf-8")
     return folder
 
 
@@ -139,7 +143,9 @@ def build_source_folder(source: str, root: Path, name: str, *, wrap: str | None 
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
+    if not logs and case.log_lines:
+        logs = [{}]
     for i, values in enumerate(logs or []):
         seed = 42 + i
-        (folder / f"train_seed{seed}.log").write_text(log_text(values, seed), encoding="utf-8")
+        (folder / f"train_seed{seed}.log").write_text(log_text(values, seed, case.log_lines), encoding="utf-8")
     return folder

@@ -123,7 +123,8 @@ class CodeCase:
 
     ``files`` adds further files to the record folder (helper modules the snippet imports);
     ``file`` names the file the expected finding is in when it is not train_gpt.py.
-    ``log_hyperparameters`` may also be a list of dicts: one log per run.
+    ``log_hyperparameters`` may also be a list of dicts: one log per run; ``log_lines`` are
+    further lines every log prints (what the script's own prints wrote).
     """
 
     code: str
@@ -135,6 +136,7 @@ class CodeCase:
     log_hyperparameters: "dict[str, str] | list[dict[str, str]] | None" = None
     files: dict[str, str] = field(default_factory=dict)
     file: str | None = None
+    log_lines: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # snippets are written indented inside rule modules; lines count from the first code line

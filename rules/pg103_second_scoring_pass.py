@@ -79,6 +79,63 @@ def calibrated_eval(logits, val_targets):
 '''
 
 
+_GUARDED_UPDATE = '''
+import os
+import torch
+
+ttt_rank = int(os.environ.get("TTT_RANK", "0"))
+
+
+def eval_val(model, val_tokens):
+    loss_sum = 0.0
+    with torch.inference_mode():
+        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
+    return loss_sum
+
+
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    print("starting the final evaluation passes")
+    first = eval_val(model, val_tokens)
+    if ttt_rank > 0:
+        model(val_tokens[:-1], val_tokens[1:]).backward()
+        opt.step()
+    final = eval_val(model, val_tokens)
+    print(f"final val_bpb:{final:.8f}")
+
+
+main()
+'''
+
+_STRIDE_BRANCH = '''
+import os
+import torch
+
+eval_stride = int(os.environ.get("EVAL_STRIDE", "64"))
+
+
+def eval_val(model, val_tokens):
+    loss_sum = 0.0
+    with torch.inference_mode():
+        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
+    return loss_sum
+
+
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    bpb = eval_val(model, val_tokens)
+    print(f"final_sliding_window val_bpb:{bpb:.4f} stride:{eval_stride} eval_time:{0}ms")
+    model(val_tokens[:-1], val_tokens[1:]).backward()
+    opt.step()
+    if eval_stride != 64:
+        bpb64 = eval_val(model, val_tokens)
+        print(f"final_sliding_window_s64 val_bpb:{bpb64:.4f} stride:64 eval_time:{0}ms")
+
+
+main()
+'''
+
+
 class SecondScoringPass(AstRule):
     """Validation tokens are scored again after adaptation, or the better of passes is kept.
 
@@ -152,6 +209,18 @@ class SecondScoringPass(AstRule):
         CodeCase(_KEEP_BEST, "the better of a sliding and a TTT pass", line=5, message_contains=("min",)),
         CodeCase(_TEMPERATURE_GRID, "temperature grid search on validation targets", line=8,
                  message_contains=("candidate",)),
+        # a line the scoring function's caller prints either way shows the re-score ran, not
+        # the update before it: the update's own flag, off in the log, decides
+        CodeCase(_GUARDED_UPDATE, "a re-score after an update whose flag the log shows off", line=21,
+                 severity=Severity.INFO, log_hyperparameters={"ttt_rank": "0"},
+                 log_lines=("starting the final evaluation passes",),
+                 message_contains=("disabled in every logged run", "ttt_rank=0")),
+        # `stride:64 eval_time:` also matches the line the first pass printed with its
+        # variable stride: no evidence that the `!= 64` branch ran
+        CodeCase(_STRIDE_BRANCH, "an extra pass behind `eval_stride != 64` with the log at stride 64", line=21,
+                 severity=Severity.INFO, log_hyperparameters={"eval_stride": "64"},
+                 log_lines=("final_sliding_window val_bpb:1.1200 stride:64 eval_time:5000ms",),
+                 message_contains=("disabled in every logged run", "eval_stride=64")),
     ]
 
     def check(self, program):

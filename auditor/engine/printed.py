@@ -56,18 +56,36 @@ def _call_name(call: ir.Call) -> str:
     return f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
 
 
-def _fragments(call: ir.Call) -> list[str]:
+def _template(call: ir.Call) -> str | None:
+    """The literal text a print call emits, with ``{}`` where values go."""
     if not _PRINT_NAME_RE.match(_call_name(call)) or not call.args:
-        return []
+        return None
     first = call.args[0]
     if not isinstance(first, ir.Const) or not isinstance(first.value, str):
-        return []
+        return None
+    return first.value
+
+
+def _fragments(template: str) -> list[tuple[str, re.Pattern]]:
+    """The identifying fragments of a template, each with a pattern for the whole output line
+    it sits on (the template's line, values as any text)."""
     out = []
-    for piece in first.value.split("{}"):
-        piece = piece.strip()
-        if len(piece) >= MIN_FRAGMENT and _LETTER_RE.search(piece) and "\n" not in piece:
-            out.append(piece)
+    for segment in template.split("\n"):
+        line_re = _line_pattern(segment)
+        for piece in segment.split("{}"):
+            piece = piece.strip()
+            if len(piece) >= MIN_FRAGMENT and _LETTER_RE.search(piece):
+                out.append((piece, line_re))
     return out
+
+
+def _line_pattern(segment: str) -> re.Pattern:
+    return re.compile(".*?".join(re.escape(p.strip()) for p in segment.split("{}") if p.strip()))
+
+
+def _distinctive(segment: str) -> bool:
+    """Enough literal text that a line matching the template was likely printed by it."""
+    return sum(len(p.strip()) for p in segment.split("{}")) >= MIN_FRAGMENT and bool(_LETTER_RE.search(segment))
 
 
 class PrintedEvidence:
@@ -78,15 +96,25 @@ class PrintedEvidence:
         self.outputs = [o for o in outputs if o.lines]
         # fragment -> the print statements that emit it (anywhere in the program)
         self.emitters: dict[str, set[int]] = {}
-        self.by_func: dict[ir.FunctionIR, list[tuple[ir.S, str]]] = {}
+        self.by_func: dict[ir.FunctionIR, list[tuple[ir.S, str, re.Pattern]]] = {}
+        # every print's line pattern with the statement that prints it: a log line another
+        # print could have produced (`stride:{s} eval_time:` printing `stride:64 eval_time:`)
+        # is no evidence for the one that spells the value out
+        self.line_patterns: list[tuple[int, re.Pattern]] = []
         self._calls: dict[ir.FunctionIR, dict[int, list[ir.Call]]] = {}
         if not self.outputs:
             return
         for func in program.functions:
             for call, stmt in func.calls:
-                for fragment in _fragments(call):
+                template = _template(call)
+                if template is None:
+                    continue
+                for segment in template.split("\n"):
+                    if _distinctive(segment):
+                        self.line_patterns.append((id(stmt), _line_pattern(segment)))
+                for fragment, line_re in _fragments(template):
                     self.emitters.setdefault(fragment, set()).add(id(stmt))
-                    self.by_func.setdefault(func, []).append((stmt, fragment))
+                    self.by_func.setdefault(func, []).append((stmt, fragment, line_re))
 
     def ran(self, site: Site, function_ran_suffices: bool = False) -> list[Printed]:
         """Runs whose output shows the path of ``site`` was taken (one entry per run).
@@ -95,22 +123,33 @@ class PrintedEvidence:
         if not self.outputs or site.stmt is None:
             return []
         statements = self._path_statements(site, function_ran_suffices)
-        fragments = [frag for stmt, frag in self._prints(statements)
-                     if self.emitters.get(frag, set()) <= {id(s) for s in statements}]
+        ids = {id(s) for s in statements}
+        prints = [(stmt, frag, line_re) for stmt, frag, line_re in self._prints(ids)
+                  if self.emitters.get(frag, set()) <= ids]
         found = []
         for output in self.outputs:
-            for fragment in dict.fromkeys(fragments):
-                line = output.find(fragment)
+            for stmt, fragment, line_re in prints:
+                line = self._find(output, fragment, line_re, ids)
                 if line is not None:
                     found.append(Printed(fragment, output.path, line))
                     break
         return found
 
-    def _prints(self, statements: list[ir.S]) -> list[tuple[ir.S, str]]:
-        ids = {id(s) for s in statements}
+    def _find(self, output: RunOutput, fragment: str, line_re: re.Pattern, path_ids: set[int]) -> int | None:
+        """The first output line that carries the fragment, reads as the whole template line
+        that prints it, and no print off the path could have produced."""
+        for number, text in output.lines:
+            if fragment not in text or not line_re.search(text):
+                continue
+            if any(stmt_id not in path_ids and pattern.search(text) for stmt_id, pattern in self.line_patterns):
+                continue
+            return number
+        return None
+
+    def _prints(self, ids: set[int]) -> list[tuple[ir.S, str, re.Pattern]]:
         out = []
         for func_prints in self.by_func.values():
-            out.extend((s, f) for s, f in func_prints if id(s) in ids)
+            out.extend(p for p in func_prints if id(p[0]) in ids)
         return out
 
     def _calls_of(self, func: ir.FunctionIR) -> dict[int, list[ir.Call]]:

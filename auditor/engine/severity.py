@@ -67,7 +67,9 @@ def to_finding(rule: "AstRule", hit: Hit, program: "CodeProgram", ctx: "AuditCon
         elsewhere = [s for s in hit.also_guarded_by if s.func is not hit.site.func and s.stmt is not None]
         gate = program.gates.gate(hit.site.func, hit.site.stmt, hit.weights,
                                   extra_guards=tuple(g for s in here for g in (s.stmt.guards if s.stmt else ())))
-        severity, note, logs = decide(severity, gate, program, [hit.site])
+        # the guards of the other sites here are part of the gate, so a printed line must show
+        # each of them ran, not only the flagged one
+        severity, note, logs = decide(severity, gate, program, [hit.site, *here])
         for other in elsewhere:
             if not other.stmt.guards or severity is Severity.INFO:
                 continue
