@@ -90,6 +90,9 @@ NETWORK_PREFIXES = (
     "huggingface_hub", "datasets.load_dataset", "torch.hub", "wget", "gdown", "boto3", "ftplib", "paramiko",
     "transformers.AutoModel", "transformers.AutoTokenizer", "kagglehub",
 )
+# Calls under a network prefix that read only this machine's own identity (a run manifest's
+# host name): no data comes from outside.
+LOCAL_NETWORK_CALLS = frozenset({"socket.gethostname"})
 NETWORK_COMMAND_RE = re.compile(r"\b(?:curl|wget|git\s+clone|pip\s+install|huggingface-cli|hf\s+download|aws\s+s3|gsutil)\b")
 NETWORK_MODULES = ("urllib", "requests", "httpx", "http", "aiohttp", "socket", "huggingface_hub", "wget", "gdown",
                    "boto3", "ftplib", "paramiko", "kagglehub")
