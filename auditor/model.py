@@ -107,8 +107,6 @@ class Finding:
     location: Location | None = None
     evidence: Evidence = field(default_factory=Evidence)
     references: list[str] = field(default_factory=list)
-    suppressed: bool = False
-    suppression_reason: str | None = None
     # The problem this finding is an occurrence of: the fingerprint of the most decisive finding
     # with the same code and severity (once per seed, per log, per file: one problem). Set by
     # ``group_problems``; reviews show each problem once, listing the places it covers.
@@ -138,10 +136,7 @@ class Finding:
             },
             "references": list(self.references),
             "fingerprint": self.fingerprint,
-            "suppressed": self.suppressed,
         }
-        if self.suppression_reason:
-            data["suppression_reason"] = self.suppression_reason
         if self.problem:
             data["problem"] = self.problem
         return data
@@ -179,8 +174,8 @@ CONFIDENCE_RANK = {Confidence.HIGH: 0, Confidence.MEDIUM: 1, Confidence.LOW: 2}
 
 
 def decisive_order(f: Finding) -> tuple:
-    """Sort key: suppressed last, severity, decisiveness of the category, confidence, code, place."""
-    return (f.suppressed, -f.severity.rank, DECISIVENESS.get(f.category, 9), CONFIDENCE_RANK.get(f.confidence, 3),
+    """Sort key: severity, decisiveness of the category, confidence, code, place."""
+    return (-f.severity.rank, DECISIVENESS.get(f.category, 9), CONFIDENCE_RANK.get(f.confidence, 3),
             f.code, f.location.display() if f.location else "")
 
 
@@ -189,7 +184,7 @@ def group_problems(findings: list[Finding]) -> list[Finding]:
     points at the most decisive of them through ``problem``. Input order is kept (sort first)."""
     head: dict[tuple, str] = {}
     for f in findings:
-        f.problem = head.setdefault((f.code, f.severity, f.suppressed), f.fingerprint)
+        f.problem = head.setdefault((f.code, f.severity), f.fingerprint)
     return findings
 
 
@@ -200,15 +195,14 @@ def compute_verdict(findings: list[Finding], checks: list[CheckOutcome]) -> Verd
     finish; when nothing disqualifying was found but something could not be checked, the
     folder is INCOMPLETE, never PASS (fail closed).
     """
-    live = [f for f in findings if not f.suppressed]
-    if any(f.severity is Severity.ERROR and f.category is not Category.META for f in live):
+    if any(f.severity is Severity.ERROR and f.category is not Category.META for f in findings):
         return Verdict.FAIL
-    incomplete = any(f.severity is Severity.ERROR and f.category is Category.META for f in live) or any(
+    incomplete = any(f.severity is Severity.ERROR and f.category is Category.META for f in findings) or any(
         c.status in (CheckStatus.INCOMPLETE, CheckStatus.ERROR) for c in checks
     )
     if incomplete:
         return Verdict.INCOMPLETE
-    if any(f.severity is Severity.WARNING for f in live):
+    if any(f.severity is Severity.WARNING for f in findings):
         return Verdict.NEEDS_REVIEW
     return Verdict.PASS
 
@@ -239,12 +233,10 @@ class FolderResult:
         self.verdict = compute_verdict(self.findings, self.checks)
 
     def counts(self) -> dict[str, int]:
-        live = [f for f in self.findings if not f.suppressed]
         return {
-            "error": sum(f.severity is Severity.ERROR for f in live),
-            "warning": sum(f.severity is Severity.WARNING for f in live),
-            "info": sum(f.severity is Severity.INFO for f in live),
-            "suppressed": sum(f.suppressed for f in self.findings),
+            "error": sum(f.severity is Severity.ERROR for f in self.findings),
+            "warning": sum(f.severity is Severity.WARNING for f in self.findings),
+            "info": sum(f.severity is Severity.INFO for f in self.findings),
             "checks_run": sum(c.status in (CheckStatus.PASS, CheckStatus.FAIL) for c in self.checks),
             "checks_skipped": sum(c.status is CheckStatus.SKIP for c in self.checks),
             "checks_incomplete": sum(c.status in (CheckStatus.INCOMPLETE, CheckStatus.ERROR) for c in self.checks),
@@ -309,11 +301,10 @@ class PrSection:
         self.checks.sort(key=lambda c: c.code)
 
     def counts(self) -> dict[str, int]:
-        live = [f for f in self.findings if not f.suppressed]
         return {
-            "error": sum(f.severity is Severity.ERROR for f in live),
-            "warning": sum(f.severity is Severity.WARNING for f in live),
-            "info": sum(f.severity is Severity.INFO for f in live),
+            "error": sum(f.severity is Severity.ERROR for f in self.findings),
+            "warning": sum(f.severity is Severity.WARNING for f in self.findings),
+            "info": sum(f.severity is Severity.INFO for f in self.findings),
         }
 
     def to_json(self) -> dict[str, Any]:

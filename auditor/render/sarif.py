@@ -21,7 +21,6 @@ Each finding becomes one result:
   and the result's ``properties.anchored`` says so.
 - ``partialFingerprints`` carries the finding's fingerprint (code, file, normalised excerpt),
   so alerts survive line shifts between pushes.
-- Suppressed findings are kept, with ``suppressions`` (kind ``inSource``) and their reason.
 
 Submitter-controlled text only reaches ``message.text`` (plain text, where ``[`` and ``]``
 are escaped so it cannot form SARIF embedded links) and percent-encoded URIs.
@@ -191,11 +190,6 @@ def _result(finding: dict[str, Any], rule_index: int, base: str, anchor: str) ->
         related_locations.append({"id": i, "physicalLocation": rel_physical})
     if related_locations:
         result["relatedLocations"] = related_locations
-    if finding.get("suppressed"):
-        suppression: dict[str, Any] = {"kind": "inSource"}
-        if finding.get("suppression_reason"):
-            suppression["justification"] = sarif_text(finding["suppression_reason"])
-        result["suppressions"] = [suppression]
     return result
 
 

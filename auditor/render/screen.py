@@ -33,7 +33,7 @@ def _confidence_rank(name: Any) -> int:
 
 def order_key(f: dict[str, Any]) -> tuple:
     loc = f.get("location") or {}
-    return (bool(f.get("suppressed")), -SEVERITY_RANK.get(f.get("severity"), -1), _category_rank(f.get("category")),
+    return (-SEVERITY_RANK.get(f.get("severity"), -1), _category_rank(f.get("category")),
             _confidence_rank(f.get("confidence")), str(f.get("code")), str(loc.get("path") or ""))
 
 
@@ -48,7 +48,7 @@ def problems(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     heads: dict[tuple, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
     for f in ordered(findings):
-        key = (f.get("code"), f.get("severity"), bool(f.get("suppressed")))
+        key = (f.get("code"), f.get("severity"))
         head = heads.get(key)
         if head is None:
             head = heads[key] = dict(f, covers=[])
@@ -71,7 +71,7 @@ def shorten(text: Any, limit: int = REASON_MAX) -> str:
 
 
 def deciding(r: dict[str, Any]) -> dict[str, Any] | None:
-    live = [f for f in problems(r.get("findings") or []) if not f.get("suppressed")]
+    live = problems(r.get("findings") or [])
     verdict = r.get("verdict")
     if verdict == "FAIL":
         pick = [f for f in live if f.get("severity") == "error" and f.get("category") != "meta"]
@@ -98,7 +98,7 @@ def _problem_list(findings: list[dict[str, Any]]) -> str:
 def screen(r: dict[str, Any]) -> dict[str, Any]:
     """What the first screen says: reason, action, and whether significance applies."""
     verdict = r.get("verdict")
-    live = [f for f in problems(r.get("findings") or []) if not f.get("suppressed")]
+    live = problems(r.get("findings") or [])
     errors = [f for f in live if f.get("severity") == "error"]
     warnings = [f for f in live if f.get("severity") == "warning"]
     decide = deciding(r)
