@@ -143,9 +143,7 @@ def build_source_folder(source: str, root: Path, name: str, *, wrap: str | None 
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
-    if not logs and case.log_lines:
-        logs = [{}]
     for i, values in enumerate(logs or []):
         seed = 42 + i
-        (folder / f"train_seed{seed}.log").write_text(log_text(values, seed, case.log_lines), encoding="utf-8")
+        (folder / f"train_seed{seed}.log").write_text(log_text(values, seed), encoding="utf-8")
     return folder
