@@ -147,13 +147,25 @@ class _Accountant:
             self.problems.append(f"{path} could not be parsed ({type(exc).__name__}: {exc}); its references were not followed")
         return None
 
+    def parse_for_unwrap(self, path: str, source: str) -> cst.Module:
+        """``self.parse`` as the unwrapper expects it: any error of a caller-supplied parser is
+        a SourceParseError (reported by ``parse_or_report`` when the scan parses the source)."""
+        try:
+            return self.parse(path, source)
+        except SourceParseError:
+            raise
+        except Exception as exc:
+            raise SourceParseError(f"not parseable: {type(exc).__name__}: {exc}") from None
+
     def scan_helper(self, path: str) -> None:
         text = self.read_text(path)
         if text is None:
             self.problems.append(f"{path} could not be read; its references were not followed")
             return
         try:
-            unwrapped = unwrap(path, text, self.read_text)
+            # the helper's module is parsed once, by the caller's parser, whether the unwrapper
+            # or the scan below needs it first: the rule engine then gets the same object
+            unwrapped = unwrap(path, text, self.read_text, parse=self.parse_for_unwrap)
         except UnwrapError as exc:
             self.problems.append(f"{path} could not be unwrapped ({exc}); its references were not followed")
             return

@@ -58,15 +58,20 @@ def unwrap(
     max_literal_bytes: int | None = None,
     entry_bytes: int | None = None,
     from_file: bool = True,
+    parse: Callable[[str, str], cst.Module] | None = None,
 ) -> UnwrappedCode:
     """Peel self-extracting layers off ``text`` (the contents of ``entry``) without running it.
 
     ``read_sibling`` gets folder-relative POSIX paths and returns the file's text (binary
     files decoded with ``surrogateescape``, or as bytes), or None when there is no such file.
     ``entry_bytes`` is the entry's size on disk when the caller knows it (default: the UTF-8
-    size of ``text``). Raises UnwrapError when a file shaped like a wrapper cannot be
-    interpreted, or when a limit is hit.
+    size of ``text``). ``parse(file, source)`` parses the sources met on the way (default
+    ``cstutil.parse_module``; it raises SourceParseError on source that is not Python): a
+    caller that caches its parses passes its own, so that the module the result carries is
+    the one the caller's other readers get. Raises UnwrapError when a file shaped like a
+    wrapper cannot be interpreted, or when a limit is hit.
     """
+    parse = parse or _parse_any
     entry = _normalize_name(entry)
     size = entry_bytes if entry_bytes is not None else len(text.encode("utf-8", "surrogateescape"))
     check_source_shape(text, entry, from_file=from_file)
@@ -75,7 +80,7 @@ def unwrap(
     module: cst.Module | None = None
     if not looks_like_wrapper(text):
         return _with_embedded_payloads(UnwrappedCode(entry, size, entry, text, [], None, entry), read_sibling,
-                                       max_output_bytes, max_depth)
+                                       max_output_bytes, max_depth, parse)
     limits = _Limits(read_sibling, max_output_bytes,
                      max_literal_bytes if max_literal_bytes is not None else max_output_bytes, max_output_bytes)
     try:
@@ -83,7 +88,7 @@ def unwrap(
             if layers:
                 check_source_shape(current, file, len(layers), from_file=False)
             try:
-                module = parse_module(current)
+                module = parse(file, current)
             except SourceParseError as exc:
                 if layers:
                     last = layers[-1]
@@ -113,11 +118,16 @@ def unwrap(
     except RecursionError:
         raise UnwrapError("expression nesting too deep to interpret", file, None, len(layers)) from None
     return _with_embedded_payloads(UnwrappedCode(entry, size, file, current, layers, module, runtime_file),
-                                   read_sibling, max_output_bytes, max_depth)
+                                   read_sibling, max_output_bytes, max_depth, parse)
+
+
+def _parse_any(file: str, source: str) -> cst.Module:
+    return parse_module(source)
 
 
 def _with_embedded_payloads(code: UnwrappedCode, read_sibling: Callable[[str], str | bytes | None],
-                            max_output_bytes: int, max_depth: int) -> UnwrappedCode:
+                            max_output_bytes: int, max_depth: int,
+                            parse: Callable[[str, str], cst.Module]) -> UnwrappedCode:
     """``code`` with every top-level ``exec(<decodable payload>)`` statement replaced by the
     source it runs (a readable script may carry one hidden line), so that the rules read the
     code that really runs. Any other place where the code runs data that is not a literal
@@ -127,7 +137,7 @@ def _with_embedded_payloads(code: UnwrappedCode, read_sibling: Callable[[str], s
         module = code.module
         if module is None:
             try:
-                module = parse_module(code.source)
+                module = parse(code.origin, code.source)
             except SourceParseError:
                 return code  # reported as unparseable by whoever parses it next
             code.module = module

@@ -208,8 +208,9 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
     the code-size accounting (both go through the context's parse cache)."""
     import pgolf_audit.context as context
     import pgolf_audit.engine.loader as engine
+    import pgolf_audit.unwrap as unwrap
 
-    calls: dict[str, int] = {"context": 0}
+    calls: dict[str, int] = {"context": 0, "unwrap": 0}
 
     def counting(where, real):
         def parse(source):
@@ -218,6 +219,7 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
         return parse
 
     monkeypatch.setattr(context, "parse_module", counting("context", context.parse_module))
+    monkeypatch.setattr(unwrap, "parse_module", counting("unwrap", unwrap.parse_module))
     assert not hasattr(engine, "parse_module"), "the engine parses nothing itself: it asks the context"
     wrappers: list[int] = []
     real_wrapper = cst.MetadataWrapper.__init__
@@ -227,13 +229,15 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
         real_wrapper(self, module, *a, **k)
 
     monkeypatch.setattr(cst.MetadataWrapper, "__init__", wrapper_init)
-    case = CodeCase("import helper_mod\n\nhelper_mod.run()\n", files={"helper_mod.py": "def run():\n    return 1\n"})
+    # the helper's docstring names eval: the unwrapper parses it to look for hidden code, through the context
+    case = CodeCase("import helper_mod\n\nhelper_mod.run()\n",
+                    files={"helper_mod.py": '"""Called at eval time."""\ndef run():\n    return 1\n'})
     folder = build_code_case_folder(case, tmp_path)
     result = audit_folder(folder, AuditOptions(select=["PG1", "PG202"]))
     # no scoring pass in this snippet: the order rules say "not recognised", the others pass
     assert all(c.status is CheckStatus.PASS or c.reason.startswith("not recognised")
                for c in result.checks if c.code.startswith("PG1") and c.code != "PG111")  # PG111 reads a README
-    assert calls == {"context": 2}  # train_gpt.py and helper_mod.py, once each
+    assert calls == {"context": 2, "unwrap": 0}  # train_gpt.py and helper_mod.py, once each
     assert all(n == 1 for n in wrappers)  # never a metadata provider over a whole module
 
 

@@ -126,7 +126,7 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
             continue
         try:
             try:
-                text = unwrap(path, text, ctx._read_sibling).source
+                text = unwrap(path, text, ctx._read_sibling, parse=ctx.parse_source).source
             except UnwrapError as exc:
                 problems.append(f"{path}: could not unwrap: {exc}")
                 continue
