@@ -89,11 +89,12 @@ def check_source_shape(text: str, file: str, layer: int = 0, *, from_file: bool 
 # such as model.eval), the builtins namespace, or lookups that can reach it.
 _RUNS_DATA_HINT_RE = re.compile(
     r"(?<![\w.])(?:exec|eval|compile|__import__|__builtins__|builtins|run_path|run_module|getattr|vars|globals|locals)\b"
-    r"|__dict__|\bsys\s*\.\s*modules\b|\bmarshal\b|\bimport_module\b"
+    r"|__dict__|\bsys\s*\.\s*modules\b|\bmarshal\b|\bimport_module\b|__import__\b"
 )
 _EXEC_BUILTINS = {"exec", "eval", "compile", "__import__"}
 _RUNS_DATA_FUNCTIONS = {"builtins.exec", "builtins.eval", "builtins.compile", "builtins.__import__",
-                        "runpy.run_path", "runpy.run_module", "importlib.import_module", "marshal.loads",
+                        "runpy.run_path", "runpy.run_module", "importlib.import_module", "importlib.__import__",
+                        "marshal.loads",
                         "types.FunctionType", "types.CodeType"}
 _BUILTINS_NAMESPACE = {"builtins", "__builtins__"}
 _HIDDEN_NAME_STRINGS = {"__builtins__", "builtins", "__import__"}

@@ -39,6 +39,8 @@ HIDDEN = {
     "vars(__builtins__)": readable_script(f"vars(__builtins__)['exec']({DATA})"),
     "builtins module": readable_script(f"import builtins as b\nb.exec({DATA})"),
     "eval of input": readable_script("result = eval(input())"),
+    "import of a computed name": readable_script("import importlib\nplugin = importlib.import_module(sys.argv[1])"),
+    "importlib.__import__ of a computed name": readable_script("import importlib\nplugin = importlib.__import__(sys.argv[1])"),
     "utf-7 coding cookie": "# coding: utf-7\n" + readable_script("x = 1 #+AAo-import os"),
 }
 
