@@ -310,11 +310,15 @@ def test_oversized_body_is_trimmed_saying_what_was_cut(github, tmp_path):
 
 
 def test_report_json_is_rendered_with_escaping(github, tmp_path):
+    from pgolf_audit import ruleset
     from pgolf_audit.model import AuditReport, Category, Confidence, Finding, FolderResult, Severity
     from pgolf_audit.render import document
 
+    # a report as an audit writes it (a ruleset id and the track's limits), but for its hostile names
+    rules = ruleset.get("2026-04-28")
     result = FolderResult(path="records/track_10min_16mb/<img src=x onerror=alert(1)>", name="<img src=x onerror=alert(1)>",
-                          track="track_10min_16mb", track_source="path", ruleset="2026-04")
+                          track="track_10min_16mb", track_source="path", ruleset=rules.id)
+    result.limits = rules.limits("track_10min_16mb").to_json()
     result.findings.append(Finding("PG603", "bad-folder-name", Severity.WARNING, Confidence.HIGH, Category.PACKAGING,
                                    "folder name '](javascript:alert(1))' is odd"))
     result.finalise()
