@@ -200,6 +200,29 @@ class SecondScoringPass(AstRule):
 
             main()
             ''', "a sliding-window pass, then score-first TTT on the reloaded artifact"),
+        # each pass scores the window of its own loop iteration, then counts it: the next
+        # pass's window holds other tokens, so nothing is scored twice
+        CodeCase('''
+            import numpy as np
+
+
+            def chunked_eval(tokens, chunk, score_fn, cache):
+                loss = 0.0
+                for start in range(1, len(tokens), chunk):
+                    end = min(start + chunk, len(tokens))
+                    p = score_fn(tokens, np.arange(start, end), cache)
+                    loss += float((-np.log(p)).sum())
+                    cache.update(tokens, start, end)
+                return loss
+
+
+            def main():
+                tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+                print(f"final val_bpb:{chunked_eval(tokens, 4096, score_ngram, NgramCache()):.8f}")
+
+
+            main()
+            ''', "score-first over windows named by positions, with helpers the folder does not define"),
     ]
     INVALID = [
         CodeCase(_MULTI_EPOCH, "per-document LoRA TTT reporting the last epoch's loss", line=13,

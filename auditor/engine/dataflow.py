@@ -1178,6 +1178,8 @@ class Simulation:
         if qual in ("numpy.add.at", "np.add.at") or method in ("index_add_", "scatter_add_", "index_put_", "put_") \
                 or (method in ("add_", "update") and resolved is None and isinstance(fx, ir.Attr) and _count_like(fx.base)):
             written = frozenset().union(*args) if args else frozenset()
+            if resolved is None:
+                written = self._selected_this_iteration(x, args, kwargs, written)
             self.event("cache", site, written, st, detail="cache")
             table = x.args[0] if qual.endswith("add.at") and x.args else (fx.base if isinstance(fx, ir.Attr) else None)
             if table is not None:
@@ -1240,6 +1242,7 @@ class Simulation:
                 self.a.marker_sites[marker] = site
             result = frozenset(Origin(o.root, o.path, marker if o.via == "files" else o.via) for o in data)
         else:
+            everything = self._selected_this_iteration(x, args, kwargs, everything)
             result = everything
             if not shape.path:
                 # reading the files gives data, no longer file names
@@ -1259,6 +1262,29 @@ class Simulation:
             # which data it reads is decided by the rules (a parameter's origins may still be learnt)
             self.event("read", site, frozenset(o for o in everything if o.is_data), st, detail=method or qual)
         return result
+
+    def _selected_this_iteration(self, x: ir.Call, args: list, kwargs: dict, origins: frozenset) -> frozenset:
+        """The data a call we cannot read uses, narrowed to this loop iteration when the call
+        also takes positions that change with the iteration: `score(tokens, np.arange(start,
+        end))` then `cache.update(tokens, start, end)` touch the window of this pass, not the
+        whole stream (the next pass's window is other tokens). Data that the call takes with
+        no such positions stays whole."""
+        if not self.loops:
+            return origins
+        selectors: list[ir.X] = []
+        pairs = list(zip(x.args, args)) + [(x.kwargs[k], v) for k, v in kwargs.items()]
+        for ax, ao in pairs:
+            if not ax.names or any(o.is_data and self._tracked(o) for o in ao):
+                continue
+            if any(ax.names & self.a.varying(loop, self.func) for loop, _it in self.loops):
+                selectors.append(ax)
+        if not selectors:
+            return origins
+        names = frozenset().union(*(ax.names for ax in selectors))
+        elem = self.make_elem("[" + ", ".join(ir.render(ax, limit=40) for ax in selectors) + "~]", names)
+        if not elem.tags:
+            return origins
+        return frozenset(_extend(o, (elem,)) if o.is_data and not o.tags else o for o in origins)
 
     def inline(self, callee: ir.FunctionIR, bound: bool, x: ir.Call, receiver: frozenset, args: list, kwargs: dict,
                st: State) -> frozenset:
