@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import libcst as cst
 
@@ -24,6 +23,7 @@ from .parsers.logs import LogFile
 from .runs import Run
 from .parsers.readme import ReadmeClaims, parse_readme
 from .parsers.submission_json import SubmissionClaims, SubmissionJsonError, parse_submission_json
+from .rerun.result import RerunResult
 from .tracks import NON_RECORD_TRACK, RECORD_TRACK, TRACKS
 from .ruleset import Ruleset, TrackLimits
 from .ruleset import for_date as ruleset_for_date
@@ -48,9 +48,9 @@ class AuditOptions:
     records_root: Path | None = None   # pick the best earlier record-track folder from here
     records_root_label: str | None = None  # what records_root is, in words (set by `pgolf-audit pr`: the base commit's records)
     jobs: int = 1
-    # --- rerun: the ``rerun`` section measured by ``pgolf-audit rerun`` (a JSON-ready dict), read
-    # by the PG8xx checks and copied to ``FolderResult.rerun``; None when no rerun happened.
-    rerun_result: dict[str, Any] | None = None
+    # --- rerun: what ``pgolf-audit rerun`` measured, read by the PG8xx checks and copied to
+    # ``FolderResult.rerun``; None when no rerun happened.
+    rerun_result: RerunResult | None = None
 
 
 @dataclass
@@ -83,8 +83,8 @@ class AuditContext:
 
     # ---- rerun ------------------------------------------------------------------------
     @property
-    def rerun(self) -> dict[str, Any] | None:
-        """The rerun section when ``pgolf-audit rerun`` ran this folder, else None."""
+    def rerun(self) -> RerunResult | None:
+        """What ``pgolf-audit rerun`` measured when it ran this folder, else None."""
         return self.options.rerun_result
 
     # ---- folder identity ------------------------------------------------------------

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from .rerun.result import RerunResult
+
 SCHEMA_VERSION = "1"
 
 # Exit codes of every command that audits: pass (or only findings below --fail-on), findings
@@ -226,7 +228,7 @@ class FolderResult:
     code: dict[str, Any] = field(default_factory=dict)        # entry, wrapper, counted files
     limits: dict[str, Any] = field(default_factory=dict)
     not_checked: list[str] = field(default_factory=list)
-    rerun: dict[str, Any] | None = None
+    rerun: RerunResult | None = None
 
     def finalise(self) -> None:
         self.findings = group_problems(sorted(self.findings, key=decisive_order))
@@ -260,7 +262,7 @@ class FolderResult:
             "findings": [f.to_json() for f in self.findings],
             "checks": [c.to_json() for c in self.checks],
             "not_checked": self.not_checked,
-            "rerun": self.rerun,
+            "rerun": self.rerun.to_json() if self.rerun is not None else None,
         }
 
 

@@ -20,9 +20,7 @@ MISSING_DATA_TAIL = ("Traceback (most recent call last):\n  File \"train_gpt.py\
                      "/root/code/parameter-golf/data/datasets/fineweb10B_sp1024/fineweb_train_*.bin")
 
 
-def _with_missing_data(rerun: dict) -> dict:
-    rerun["config"] = {"missing_data_paths": {"DATA_PATH": "/root/code/parameter-golf/data/datasets/fineweb10B_sp1024"}}
-    return rerun
+MISSING_DATA_CONFIG = {"missing_data_paths": {"DATA_PATH": "/root/code/parameter-golf/data/datasets/fineweb10B_sp1024"}}
 
 
 def _tail(run: dict, lines: int = TAIL_LINES) -> str | None:
@@ -87,9 +85,9 @@ class RerunFailed(Check):
             example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"], exit_code=1,
                         artifact_path=None, log_tail=FA3_TAIL)])},
             message_contains=("--shim-flash-attn",)),
-        FolderCase("the README's absolute data path does not exist here", options={"rerun_result": _with_missing_data(
-            example_rerun([example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"],
-                                       exit_code=1, artifact_path=None, log_tail=MISSING_DATA_TAIL)]))},
+        FolderCase("the README's absolute data path does not exist here", options={"rerun_result": example_rerun(
+            [example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"],
+                         exit_code=1, artifact_path=None, log_tail=MISSING_DATA_TAIL)], config=MISSING_DATA_CONFIG)},
             message_contains=("DATA_PATH=/root/code/parameter-golf/data/datasets/fineweb10B_sp1024", "--data-root")),
         FolderCase("data not found without --data-path", options={"rerun_result": example_rerun([
             example_run(42, None, status="crashed", problems=["crashed", "no_metric", "no_artifact"], exit_code=1,
@@ -122,12 +120,12 @@ class RerunFailed(Check):
         rerun = ctx.rerun
         if rerun is None:
             raise SkipCheck("rerun not requested")
-        if rerun.get("infrastructure_error"):
-            raise IncompleteCheck(f"the rerun could not run: {rerun['infrastructure_error']}")
-        hardware = (rerun.get("hardware") or {}).get("description") or "unknown hardware"
-        shim = (rerun.get("shim") or {})
-        missing = (rerun.get("config") or {}).get("missing_data_paths") or {}
-        for run in rerun.get("runs") or []:
+        if rerun.infrastructure_error:
+            raise IncompleteCheck(f"the rerun could not run: {rerun.infrastructure_error}")
+        hardware = (rerun.hardware or {}).get("description") or "unknown hardware"
+        shim = rerun.shim or {}
+        missing = (rerun.config or {}).get("missing_data_paths") or {}
+        for run in rerun.runs or []:
             seed = run.get("seed")
             # The script is where the problem is; the rerun's log (outside the folder) is evidence.
             where = Location(ctx.entry_script or "train_gpt.py")
@@ -145,7 +143,7 @@ class RerunFailed(Check):
                 raise IncompleteCheck(f"seed {seed}: the harness could not launch torchrun: {'; '.join(problems)}")
             if "timeout" in problems:
                 yield self.finding(
-                    f"seed {seed}: still running when the {fmt_s(rerun.get('timeout_seconds'), 0)} timeout expired on "
+                    f"seed {seed}: still running when the {fmt_s(rerun.timeout_seconds, 0)} timeout expired on "
                     f"{hardware}; the whole process tree ({run.get('processes_ended_on_timeout') or 0} processes) was "
                     f"ended" + ("; it printed nothing" if "no_output" in problems else f"; last line: {last[0][:160]!r}")
                     + no_artifact,
@@ -159,7 +157,7 @@ class RerunFailed(Check):
                     hint = ("; " + ", ".join(f"{k}={v}" for k, v in missing.items()) + " (from the README) "
                             f"{'does' if len(missing) == 1 else 'do'} not exist on this machine: rerun with --data-root DIR "
                             "(a data folder with datasets/ and tokenizers/)")
-                elif "DATA_PATH" not in (rerun.get("env") or {}) and any(
+                elif "DATA_PATH" not in (rerun.env or {}) and any(
                         w in text for w in ("No such file", "not found", "No files", "no files match", "fineweb_")):
                     hint = ("; DATA_PATH was not set, so the script looked for data relative to its scratch folder: "
                             "rerun with --data-root DIR (or --data-path and --tokenizer-path)")
@@ -184,7 +182,7 @@ class RerunFailed(Check):
                 yield self.finding(
                     f"seed {seed}: tried to reach the network: {attempt.get('call')} to {attempt.get('target')} from "
                     f"{attempt.get('where')}; refused by the rerun's isolation "
-                    f"({(rerun.get('isolation') or {}).get('method', 'unknown')})",
+                    f"({(rerun.isolation or {}).get('method', 'unknown')})",
                     location=where, excerpt=tail, values={"seed": seed, "log_path": run.get("log_path"), **attempt})
             if run.get("output_lines_dropped"):
                 yield self.finding(f"seed {seed}: printed more than the harness keeps; {run['output_lines_dropped']:,} "

@@ -75,7 +75,7 @@ class RerunBpbMismatch(Check):
         band = claimed_band(rerun)
         if band is None:
             raise SkipCheck("the folder claims no val_bpb to compare with")
-        summary = summarize(rerun, rerun.get("limits"))
+        summary = summarize(rerun, rerun.limits)
         comparable = comparability(rerun)
         provisional = not comparable["val_bpb"]
         note = (f"; provisional: {'; '.join(comparable['reasons'])}, and the runs did not all do the claimed "

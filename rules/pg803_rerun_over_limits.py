@@ -83,7 +83,7 @@ class RerunOverLimits(Check):
         rerun = ctx.rerun
         if rerun is None:
             raise SkipCheck("rerun not requested")
-        runs = rerun.get("runs") or []
+        runs = rerun.runs or []
         if not runs:
             raise SkipCheck("the rerun ran no seed")
         limits = ctx.limits

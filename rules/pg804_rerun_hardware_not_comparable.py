@@ -61,7 +61,7 @@ class RerunHardwareNotComparable(Check):
         comparable = comparability(rerun)
         if comparable["timings"]:
             return
-        calibration = rerun.get("calibration") or {}
+        calibration = rerun.calibration or {}
         factor = calibration.get("speed_factor")
         if factor:
             calibrated = (f"speed factor {factor:g} from --calibrate ({calibration.get('ms_per_step')} ms/step here vs "
@@ -73,9 +73,9 @@ class RerunHardwareNotComparable(Check):
             calibrated = "no calibration (--calibrate)"
         checkable = ("val_bpb and bytes remain checkable" if comparable["val_bpb"]
                      else "bytes remain checkable; val_bpb is provisional unless the runs did the claimed number of steps")
-        hardware = rerun.get("hardware") or {}
+        hardware = rerun.hardware or {}
         yield self.finding(
             f"timings are provisional: {'; '.join(comparable['reasons'])}; {calibrated}; {checkable}",
             values={"hardware": hardware.get("description"), "gpu_model": hardware.get("gpu_model"),
-                    "gpu_count": hardware.get("gpu_count"), "nproc": rerun.get("nproc"),
-                    "speed_factor": factor, "shim": comparable["shim"], "out_dir": rerun.get("out_dir")})
+                    "gpu_count": hardware.get("gpu_count"), "nproc": rerun.nproc,
+                    "speed_factor": factor, "shim": comparable["shim"], "out_dir": rerun.out_dir})

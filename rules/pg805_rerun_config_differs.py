@@ -87,7 +87,7 @@ class RerunConfigDiffers(Check):
         rerun = ctx.rerun
         if rerun is None:
             raise SkipCheck("rerun not requested")
-        runs = [r for r in rerun.get("runs") or [] if r.get("config_diff")]
+        runs = [r for r in rerun.runs or [] if r.get("config_diff")]
         if not runs:
             raise SkipCheck("no rerun seed compared its configuration")
         for run in runs:

@@ -27,6 +27,7 @@ from pgolf_audit.cli import main
 from pgolf_audit.context import AuditOptions
 from pgolf_audit.parsers.logs import parse_log
 from pgolf_audit.render import render
+from pgolf_audit.rerun.result import RerunResult
 from pgolf_audit.rerun.runner import RerunRequest, run_rerun
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rerun"
@@ -152,7 +153,7 @@ def test_rerun_section_matches_its_schema(tiny_rerun):
 
 def test_markdown_review_has_the_reproduction_table(tiny, tiny_rerun):
     _, doc, out = tiny_rerun
-    report = audit_paths([tiny.folder], AuditOptions(rerun_result=doc["rerun"]))
+    report = audit_paths([tiny.folder], AuditOptions(rerun_result=RerunResult.from_json(doc["rerun"])))
     text = render(report, "markdown")
     assert "#### Reproduction" in text
     assert f"| {SEED} | 0 |" in text
@@ -172,7 +173,7 @@ def rerun_fixture(name: str, tmp_path: Path, *, timeout: float = 60, nproc: int 
     rerun = run_rerun(RerunRequest(folder=FIXTURES / name, nproc=nproc, device="cpu", seeds=[1], timeout_s=timeout,
                                    out_dir=out, env=dict(env or {}), isolation=isolation))
     result = audit_folder(FIXTURES / name, AuditOptions(select=["PG8"], rerun_result=rerun))
-    return rerun, rerun["runs"][0] if rerun["runs"] else None, [f for f in result.findings if f.code == "PG801"]
+    return rerun, rerun.runs[0] if rerun.runs else None, [f for f in result.findings if f.code == "PG801"]
 
 
 def test_crash_is_reported_with_the_log_tail(tmp_path):
@@ -253,7 +254,7 @@ def test_network_attempt_is_refused_and_reported(tmp_path):
     assert "refused" in run["log_tail"] or "blocked" in run["log_tail"]
     messages = " ".join(f.message for f in findings)
     assert "192.0.2.1:80" in messages and "refused" in messages
-    assert rerun["isolation"]["method"] == "socket-guard"
+    assert rerun.isolation["method"] == "socket-guard"
 
 
 def test_fa3_record_runs_through_the_shim(tiny, tmp_path):
@@ -263,8 +264,8 @@ def test_fa3_record_runs_through_the_shim(tiny, tmp_path):
     rerun = run_rerun(RerunRequest(folder=FIXTURES / "fa3_record", nproc=1, device="cpu", seeds=[3], timeout_s=90,
                                    out_dir=tmp_path / "out", env=env, data_path=str(tiny.data_path),
                                    tokenizer_path=str(tiny.tokenizer_path), shim_flash_attn=True))
-    run = rerun["runs"][0]
-    assert rerun["shim"]["flash_attn"] and rerun["shim"]["usage"]["imports_flash_attn_interface"]
+    run = rerun.runs[0]
+    assert rerun.shim["flash_attn"] and rerun.shim["usage"]["imports_flash_attn_interface"]
     assert run["status"] == "ok", run["log_tail"]
     assert run["artifact_bytes"] == run["reported_artifact_bytes"]
     assert "flash_attn_varlen_func" in Path(run["log_path"]).read_text()

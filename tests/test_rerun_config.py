@@ -368,7 +368,7 @@ def test_run_stopped_before_the_artifact_has_no_artifact_and_no_size_error(tmp_p
     folder = FIXTURES / "checkpoint_only"
     rerun = run_rerun(RerunRequest(folder=folder, nproc=1, device="cpu", seeds=[1], timeout_s=None if fail else 12,
                                    out_dir=tmp_path / "out", env={"CHECKPOINT_ONLY_FAIL": "1"} if fail else {}))
-    run = rerun["runs"][0]
+    run = rerun.runs[0]
     assert run["status"] == ("crashed" if fail else "timeout") and "no_artifact" in run["problems"]
     assert run["artifact_path"] is None and run["artifact_bytes"] is None
     assert [(c["path"], c["bytes"], c["is_artifact"]) for c in run["artifact_candidates"]] == [

@@ -49,7 +49,7 @@ def test_fa3_record_reruns_on_cuda(tmp_path):
     rerun = run_rerun(RerunRequest(folder=FIXTURES / "fa3_record", nproc=1, device="cuda", seeds=[1], timeout_s=300,
                                    out_dir=tmp_path / "out", env=env, data_path=str(data.dataset_path),
                                    tokenizer_path=str(data.tokenizer_path), shim_flash_attn=True))
-    run = rerun["runs"][0]
+    run = rerun.runs[0]
     assert run["status"] == "ok", run["log_tail"]
     assert run["artifact_bytes"] == run["reported_artifact_bytes"]
     assert run["peak_gpu_memory_mib"] is None or run["peak_gpu_memory_mib"] > 0

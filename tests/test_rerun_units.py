@@ -273,7 +273,7 @@ def test_h100_sxm_names():
 
 
 def test_summary_of_a_reproduction():
-    summary = compare.summarize(example_rerun(), example_rerun()["limits"])
+    summary = compare.summarize(example_rerun(), example_rerun().limits)
     assert summary["completed"] == 3 and summary["within_claimed_spread"] is True
     assert summary["comparable"]["timings"] and summary["comparable"]["val_bpb"]
     assert summary["band"] == [pytest.approx(1.17489788), pytest.approx(1.17704757)]
@@ -283,7 +283,7 @@ def test_summary_of_a_reproduction():
 def test_summary_off_target_with_calibration():
     rerun = example_rerun([example_run(42, 1.29, steps=980, eval_seconds=3050.0)], hardware="1xH100",
                           calibration=example_calibration(8.0))
-    summary = compare.summarize(rerun, rerun["limits"])
+    summary = compare.summarize(rerun, rerun.limits)
     assert summary["within_claimed_spread"] is False
     assert not summary["comparable"]["timings"] and not summary["comparable"]["val_bpb"]
     assert summary["normalized_eval_seconds_max"] == pytest.approx(381.25)
@@ -296,9 +296,23 @@ def test_example_sections_match_the_schema():
     jsonschema = pytest.importorskip("jsonschema")
     from pgolf_audit.rerun.schema import RERUN_SCHEMA
 
-    jsonschema.validate(example_rerun(), RERUN_SCHEMA)
+    jsonschema.validate(example_rerun().to_json(), RERUN_SCHEMA)
     jsonschema.validate(example_rerun([example_run(42, None, status="crashed", exit_code=1)], hardware="cpu",
-                                      calibration=example_calibration(3.0)), RERUN_SCHEMA)
+                                      calibration=example_calibration(3.0)).to_json(), RERUN_SCHEMA)
+
+
+def test_rerun_result_json_round_trip():
+    from dataclasses import fields
+
+    from pgolf_audit.rerun.result import RerunResult
+
+    rerun = example_rerun()
+    doc = rerun.to_json()
+    assert list(doc) == list(RerunResult.KEY_ORDER)
+    assert set(RerunResult.KEY_ORDER) == {f.name for f in fields(RerunResult)}
+    assert RerunResult.from_json(json.loads(json.dumps(doc))) == rerun
+    with pytest.raises(ValueError, match="unknown key"):
+        RerunResult.from_json({**doc, "surprise": 1})
 
 
 def test_gpu_memory_sampler_keeps_the_peak_per_gpu():

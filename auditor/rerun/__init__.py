@@ -4,7 +4,8 @@ The harness copies the record folder to a scratch folder per seed, launches
 ``torchrun --standalone --nproc_per_node=N train_gpt.py`` there with the seed and the claimed
 configuration in the environment and the network cut off, and measures what the script cannot misreport:
 timestamps of its output lines, the files it writes, its exit code, GPU memory. The result is
-a plain JSON-ready dict (the ``rerun`` section of the audit JSON) that the PG8xx checks read.
+a ``RerunResult`` that the PG8xx checks read; its JSON form is the ``rerun`` section of the
+audit JSON.
 
 Modules (none imports torch; the flash-attention shim runs in the child only):
 
@@ -20,8 +21,9 @@ Modules (none imports torch; the flash-attention shim runs in the child only):
   ``fa3_usage`` reads (statically) which return style the script expects.
 - ``hardware``: GPU model and count, CPU; whether it is the 8xH100 SXM target.
 - ``calibrate`` and ``speed_reference``: the speed factor against a recorded 8xH100 number.
-- ``compare``: reproduced vs claimed, limits, comparability (pure functions over the dict).
-- ``runner``: all seeds, claims from the static audit, the result dict.
+- ``compare``: reproduced vs claimed, limits, comparability (pure functions over the result).
+- ``runner``: all seeds, claims from the static audit, the ``RerunResult``.
+- ``result``: ``RerunResult``, the typed result, and its JSON form.
 - ``commands``: the click command.
 - ``schema``: JSON Schema of the section; ``examples``: synthetic sections for the rule examples.
 """

@@ -102,7 +102,7 @@ def rerun_command(folder, nproc, device, seeds, data_root, data_path, tokenizer_
         raise UsageFailure(str(exc)) from None
     report = audit_paths([folder], AuditOptions(fail_on=fail_on, rerun_result=rerun, jobs=1))
     text = rendered(report, fmt)
-    out = Path(rerun["out_dir"])
+    out = Path(rerun.out_dir)
     (out / ("review.md" if fmt == "markdown" else "report.json")).write_text(text, encoding="utf-8")
     if fmt == "markdown":
         (out / "report.json").write_text(rendered(report, "json"), encoding="utf-8")

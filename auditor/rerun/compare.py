@@ -1,7 +1,7 @@
-"""Reproduced vs claimed: pure functions over the rerun section (no I/O, no torch).
+"""Reproduced vs claimed: pure functions over a ``RerunResult`` (no I/O, no torch).
 
-The harness stores ``summarize``'s result in the rerun section for the review; the PG8xx
-checks call the same functions on the section they are given, so a check never trusts a
+The runner stores ``summarize``'s result in the rerun's ``summary`` for the review; the PG8xx
+checks call the same functions on the rerun they are given, so a check never trusts a
 stored verdict and the rule examples need only raw measurements.
 
 Policy (in one place):
@@ -25,6 +25,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from .result import RerunResult
+
 BPB_TOLERANCE = 0.001
 
 
@@ -32,47 +34,47 @@ def _seed_key(seed: Any) -> str:
     return str(seed)
 
 
-def claimed_for(rerun: dict[str, Any], seed: Any) -> dict[str, Any]:
-    return ((rerun.get("claims") or {}).get("seeds") or {}).get(_seed_key(seed)) or {}
+def claimed_for(rerun: RerunResult, seed: Any) -> dict[str, Any]:
+    return ((rerun.claims or {}).get("seeds") or {}).get(_seed_key(seed)) or {}
 
 
-def claimed_values(rerun: dict[str, Any]) -> list[float]:
-    seeds = (rerun.get("claims") or {}).get("seeds") or {}
+def claimed_values(rerun: RerunResult) -> list[float]:
+    seeds = (rerun.claims or {}).get("seeds") or {}
     values = [c["val_bpb"] for c in seeds.values() if isinstance(c, dict) and c.get("val_bpb") is not None]
-    if not values and (rerun.get("claims") or {}).get("val_bpb") is not None:
-        values = [rerun["claims"]["val_bpb"]]
+    if not values and (rerun.claims or {}).get("val_bpb") is not None:
+        values = [rerun.claims["val_bpb"]]
     return values
 
 
-def claimed_mean(rerun: dict[str, Any]) -> float | None:
-    claims = rerun.get("claims") or {}
+def claimed_mean(rerun: RerunResult) -> float | None:
+    claims = rerun.claims or {}
     if claims.get("val_bpb") is not None:
         return float(claims["val_bpb"])
     values = claimed_values(rerun)
     return statistics.fmean(values) if values else None
 
 
-def claimed_band(rerun: dict[str, Any], tolerance: float = BPB_TOLERANCE) -> tuple[float, float] | None:
+def claimed_band(rerun: RerunResult, tolerance: float = BPB_TOLERANCE) -> tuple[float, float] | None:
     values = claimed_values(rerun)
     if not values:
         return None
     return min(values) - tolerance, max(values) + tolerance
 
 
-def completed_runs(rerun: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in rerun.get("runs") or [] if r.get("val_bpb") is not None]
+def completed_runs(rerun: RerunResult) -> list[dict[str, Any]]:
+    return [r for r in rerun.runs or [] if r.get("val_bpb") is not None]
 
 
-def speed_factor(rerun: dict[str, Any]) -> float | None:
-    calibration = rerun.get("calibration") or {}
+def speed_factor(rerun: RerunResult) -> float | None:
+    calibration = rerun.calibration or {}
     factor = calibration.get("speed_factor")
     return float(factor) if factor else None
 
 
-def comparability(rerun: dict[str, Any]) -> dict[str, Any]:
-    hardware = rerun.get("hardware") or {}
+def comparability(rerun: RerunResult) -> dict[str, Any]:
+    hardware = rerun.hardware or {}
     on_target = bool(hardware.get("matches_target"))
-    shim = bool((rerun.get("shim") or {}).get("flash_attn"))
+    shim = bool((rerun.shim or {}).get("flash_attn"))
     reasons = []
     if not on_target:
         reasons.append(f"ran on {hardware.get('description') or 'unknown hardware'}, not {hardware.get('target') or '8xH100 SXM'}")
@@ -102,13 +104,13 @@ def comparability(rerun: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def configuration(rerun: dict[str, Any]) -> dict[str, Any]:
+def configuration(rerun: RerunResult) -> dict[str, Any]:
     """Whether the runs ran the claimed configuration: seeds whose printed hyperparameters differ
     from the claimed log's without being asked for, and the variables set on request (data
     locations aside: they move files, not the configuration)."""
-    unrequested = [r.get("seed") for r in rerun.get("runs") or []
+    unrequested = [r.get("seed") for r in rerun.runs or []
                    if (r.get("config_diff") or {}).get("status") == "differs"]
-    overrides = ((rerun.get("config") or {}).get("overrides") or {})
+    overrides = ((rerun.config or {}).get("overrides") or {})
     overridden = sorted(n for n, item in overrides.items()
                         if item.get("source") == "--env" and item.get("changes_claim", True))
     return {"unrequested": unrequested, "overridden": overridden}
@@ -125,7 +127,7 @@ def _normalized(value: float | None, factor: float | None) -> float | None:
     return round(value / factor, 3)
 
 
-def run_comparison(rerun: dict[str, Any], run: dict[str, Any], tolerance: float = BPB_TOLERANCE) -> dict[str, Any]:
+def run_comparison(rerun: RerunResult, run: dict[str, Any], tolerance: float = BPB_TOLERANCE) -> dict[str, Any]:
     """Per-seed comparison: delta vs the same seed's claim, and whether it lies in the band."""
     claim = claimed_for(rerun, run.get("seed"))
     band = claimed_band(rerun, tolerance)
@@ -140,7 +142,7 @@ def run_comparison(rerun: dict[str, Any], run: dict[str, Any], tolerance: float 
     }
 
 
-def limit_checks(rerun: dict[str, Any], limits: dict[str, Any] | None) -> dict[str, Any]:
+def limit_checks(rerun: RerunResult, limits: dict[str, Any] | None) -> dict[str, Any]:
     """Each run's bytes and times against the track's limits, raw and (when calibrated) normalized."""
     limits = limits or {}
     cap = limits.get("artifact_bytes_max")
@@ -149,7 +151,7 @@ def limit_checks(rerun: dict[str, Any], limits: dict[str, Any] | None) -> dict[s
     slack = limits.get("train_step_tolerance_max_seconds") or 0.0
     factor = speed_factor(rerun)
     out = []
-    for run in rerun.get("runs") or []:
+    for run in rerun.runs or []:
         loop = run.get("train_loop_seconds")
         external_eval = run.get("eval_seconds")
         entry = {
@@ -173,10 +175,10 @@ def limit_checks(rerun: dict[str, Any], limits: dict[str, Any] | None) -> dict[s
             "train_slack_seconds": slack, "runs": out}
 
 
-def summarize(rerun: dict[str, Any], limits: dict[str, Any] | None = None,
+def summarize(rerun: RerunResult, limits: dict[str, Any] | None = None,
               tolerance: float = BPB_TOLERANCE) -> dict[str, Any]:
     """The numbers the review's Reproduction table shows (see the module docstring)."""
-    runs = rerun.get("runs") or []
+    runs = rerun.runs or []
     completed = completed_runs(rerun)
     band = claimed_band(rerun, tolerance)
     mean = statistics.fmean(r["val_bpb"] for r in completed) if completed else None

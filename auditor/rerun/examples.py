@@ -1,4 +1,4 @@
-"""Synthetic rerun sections for the PG8xx rule examples and tests (nothing is launched).
+"""Synthetic reruns for the PG8xx rule examples and tests (nothing is launched).
 
 ``example_rerun()`` is a rerun of the bundled example record (seeds 42, 1337, 2025) that
 reproduces it on 8xH100 SXM; keyword arguments change what the examples need to change.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import RERUN_SCHEMA_VERSION
 from .compare import run_comparison, summarize
+from .result import RerunResult
 
 EXAMPLE_CLAIMS: dict[str, Any] = {
     "val_bpb": 1.17595658,
@@ -83,33 +83,32 @@ def example_run(seed: int, val_bpb: float | None, **overrides: Any) -> dict[str,
 
 def example_rerun(runs: list[dict[str, Any]] | None = None, *, hardware: str = "8xH100", shim: bool = False,
                   calibration: dict[str, Any] | None = None, infrastructure_error: str | None = None,
-                  isolation: str = "network-namespace") -> dict[str, Any]:
-    """A complete rerun section (with its summary) for the bundled example record."""
+                  isolation: str = "network-namespace", config: dict[str, Any] | None = None) -> RerunResult:
+    """A complete rerun (with its summary) of the bundled example record."""
     if runs is None:
         runs = [example_run(42, 1.1759301), example_run(1337, 1.1760390), example_run(2025, 1.1758851)]
-    rerun: dict[str, Any] = {
-        "schema_version": RERUN_SCHEMA_VERSION,
-        "folder": "example",
-        "command": f"torchrun --standalone --nproc_per_node={HARDWARE[hardware]['nproc']} train_gpt.py",
-        "nproc": HARDWARE[hardware]["nproc"],
-        "device": HARDWARE[hardware]["device"],
-        "seeds": [r["seed"] for r in runs],
-        "timeout_seconds": 1800.0,
-        "out_dir": "/tmp/pgolf-rerun-example",
-        "env": {},
-        "hardware": copy.deepcopy(HARDWARE[hardware]),
-        "isolation": {"method": isolation, "description": isolation},
-        "shim": {"flash_attn": shim, "returns": "out" if shim else None},
-        "calibration": calibration,
-        "claims": copy.deepcopy(EXAMPLE_CLAIMS),
-        "code": {"counted_bytes": CODE_BYTES},
-        "limits": dict(EXAMPLE_LIMITS),
-        "runs": runs,
-        "infrastructure_error": infrastructure_error,
-    }
+    rerun = RerunResult(
+        folder="example",
+        command=f"torchrun --standalone --nproc_per_node={HARDWARE[hardware]['nproc']} train_gpt.py",
+        nproc=HARDWARE[hardware]["nproc"],
+        device=HARDWARE[hardware]["device"],
+        seeds=[r["seed"] for r in runs],
+        timeout_seconds=1800.0,
+        out_dir="/tmp/pgolf-rerun-example",
+        config=config or {},
+        hardware=copy.deepcopy(HARDWARE[hardware]),
+        isolation={"method": isolation, "description": isolation},
+        shim={"flash_attn": shim, "returns": "out" if shim else None},
+        calibration=calibration,
+        claims=copy.deepcopy(EXAMPLE_CLAIMS),
+        code={"counted_bytes": CODE_BYTES},
+        limits=dict(EXAMPLE_LIMITS),
+        runs=runs,
+        infrastructure_error=infrastructure_error,
+    )
     for run in runs:
         run.update({k: v for k, v in run_comparison(rerun, run).items() if k != "seed"})
-    rerun["summary"] = summarize(rerun, EXAMPLE_LIMITS)
+    rerun.summary = summarize(rerun, EXAMPLE_LIMITS)
     return rerun
 
 

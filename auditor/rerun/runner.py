@@ -1,7 +1,7 @@
 """A whole rerun: claims from the static audit, isolation, shim, calibration, every seed.
 
-``run_rerun(request)`` returns the rerun section of the audit JSON (a plain dict) and writes it
-to ``OUT/rerun.json``. Layout of the output folder:
+``run_rerun(request)`` returns a ``RerunResult`` (``result.py``) and writes its JSON form, the
+rerun section of the audit JSON, to ``OUT/rerun.json``. Layout of the output folder:
 
     OUT/rerun.json                      the section (also embedded in the audit JSON)
     OUT/pythonpath/sitecustomize.py     the network guard the children import
@@ -34,7 +34,6 @@ from typing import Any, Callable
 
 from ..context import AuditContext, AuditOptions
 from ..folder import FolderError, RecordFolder
-from . import RERUN_SCHEMA_VERSION
 from .calibrate import run_calibration
 from .compare import run_comparison, summarize
 from .config import (ConfigError, RerunConfig, build_config, missing_data_paths, requested_hyperparameters,
@@ -44,6 +43,7 @@ from .hardware import describe_hardware
 from .harness import COMPRESSED_SUFFIXES, ENTRY_SCRIPT, RESERVED_ENV, SeedSpec, display_command, launcher_argv, run_seed
 from .hparams import diff_hyperparameters, parse_hyperparameters
 from .isolation import NAMESPACE, prepare_isolation
+from .result import RerunResult
 
 DEFAULT_SEEDS = (42,)
 # The default per-seed timeout: compile_allowance + factor x (claimed train + claimed eval), where
@@ -275,7 +275,7 @@ def preflight(python: str, device: str) -> tuple[dict[str, Any] | None, str | No
     return info, None
 
 
-def run_rerun(req: RerunRequest) -> dict[str, Any]:
+def run_rerun(req: RerunRequest) -> RerunResult:
     folder = req.folder.resolve()
     if not folder.is_dir():
         raise RerunSetupError(f"{req.folder}: not a directory")
@@ -310,69 +310,61 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
             if accounting is not None else {"counted_bytes": None, "error": ctx.code_error or ctx.code_parse_error})
     usage = fa3_usage(ctx.code_module if ctx.code is not None else None)
 
-    rerun: dict[str, Any] = {
-        "schema_version": RERUN_SCHEMA_VERSION,
-        "folder": req.display_path or str(req.folder),
-        "command": display_command(req.nproc),
-        "launcher": launcher_argv(req.python, req.nproc),
-        "nproc": req.nproc,
-        "device": req.device,
-        "seeds": seeds,
-        "timeout_seconds": req.timeout_s,
-        "timeout": ({"seconds": req.timeout_s, "source": "--timeout", "formula": "given with --timeout"}
-                    if req.timeout_s else None),
-        "out_dir": str(out),
-        "env": env,
-        "config": {**config.to_json(), "claimed_logs": {k: v["log"] for k, v in claimed_hparams.items()},
-                   "missing_data_paths": missing_data_paths(config)},
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "finished_at": None,
-        "harness_python": platform.python_version(),
-        "software": None,
-        "hardware": describe_hardware(req.device, req.nproc),
-        "isolation": None,
-        "shim": {"flash_attn": False, "usage": usage.to_json()},
-        "calibration": None,
-        "claims": claims,
-        "code": code,
-        "limits": ctx.limits.to_json(),
-        "runs": [],
-        "summary": None,
-        "infrastructure_error": None,
-    }
+    rerun = RerunResult(
+        folder=req.display_path or str(req.folder),
+        command=display_command(req.nproc),
+        launcher=launcher_argv(req.python, req.nproc),
+        nproc=req.nproc,
+        device=req.device,
+        seeds=seeds,
+        timeout_seconds=req.timeout_s,
+        timeout=({"seconds": req.timeout_s, "source": "--timeout", "formula": "given with --timeout"}
+                 if req.timeout_s else None),
+        out_dir=str(out),
+        env=env,
+        config={**config.to_json(), "claimed_logs": {k: v["log"] for k, v in claimed_hparams.items()},
+                "missing_data_paths": missing_data_paths(config)},
+        started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        harness_python=platform.python_version(),
+        hardware=describe_hardware(req.device, req.nproc),
+        shim={"flash_attn": False, "usage": usage.to_json()},
+        claims=claims,
+        code=code,
+        limits=ctx.limits.to_json(),
+    )
 
-    if rerun["timeout"] is None:
-        rerun["timeout"] = derive_timeout(claims, config, req.device, req.nproc, None)
-        rerun["timeout_seconds"] = rerun["timeout"]["seconds"]
+    if rerun.timeout is None:
+        rerun.timeout = derive_timeout(claims, config, req.device, req.nproc, None)
+        rerun.timeout_seconds = rerun.timeout["seconds"]
     else:
         derived = derive_timeout(claims, config, req.device, req.nproc, None)
-        rerun["timeout"]["formula"] = (f"given with --timeout; the default would be {derived['seconds']:.0f} s: "
-                                       f"{derived['formula']}")
+        rerun.timeout["formula"] = (f"given with --timeout; the default would be {derived['seconds']:.0f} s: "
+                                    f"{derived['formula']}")
 
-    def finish() -> dict[str, Any]:
-        rerun["summary"] = summarize(rerun, rerun["limits"])
-        rerun["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        (out / "rerun.json").write_text(json.dumps(rerun, indent=2) + "\n", encoding="utf-8")
+    def finish() -> RerunResult:
+        rerun.summary = summarize(rerun, rerun.limits)
+        rerun.finished_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        (out / "rerun.json").write_text(json.dumps(rerun.to_json(), indent=2) + "\n", encoding="utf-8")
         return rerun
 
     say = req.progress
     if say:
-        say(f"[rerun] {rerun['folder']}: seeds {', '.join(map(str, seeds))} on {rerun['hardware']['description']}; "
+        say(f"[rerun] {rerun.folder}: seeds {', '.join(map(str, seeds))} on {rerun.hardware['description']}; "
             f"logs under {out}")
     software, problem = preflight(req.python, req.device)
-    rerun["software"] = dict(software) if software else None
+    rerun.software = dict(software) if software else None
     if problem:
-        rerun["infrastructure_error"] = problem
+        rerun.infrastructure_error = problem
         return finish()
-    visible = rerun["hardware"]["gpu_count"]
+    visible = rerun.hardware["gpu_count"]
     if req.device == "cuda" and visible and req.nproc > visible:
-        rerun["infrastructure_error"] = f"--nproc {req.nproc} but only {visible} GPU(s) are visible"
+        rerun.infrastructure_error = f"--nproc {req.nproc} but only {visible} GPU(s) are visible"
         return finish()
 
     isolation = prepare_isolation(out, req.python, "guard" if req.isolation == "guard" else "auto")
-    rerun["isolation"] = isolation.to_json()
+    rerun.isolation = isolation.to_json()
     if req.isolation == "namespace" and isolation.method != NAMESPACE:
-        rerun["infrastructure_error"] = f"--isolation namespace: {isolation.namespace_note}"
+        rerun.infrastructure_error = f"--isolation namespace: {isolation.namespace_note}"
         return finish()
 
     shim_dir = None
@@ -383,27 +375,27 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
         shim_dir.mkdir(exist_ok=True)
         source = resources.files("pgolf_audit.rerun").joinpath("flash_attn_shim.py").read_text(encoding="utf-8")
         (shim_dir / "flash_attn_interface.py").write_text(source, encoding="utf-8")
-        rerun["shim"] = {"flash_attn": True, "returns": "tuple" if usage.tuple_style else "out",
+        rerun.shim = {"flash_attn": True, "returns": "tuple" if usage.tuple_style else "out",
                          "module": str(shim_dir / "flash_attn_interface.py"), "usage": usage.to_json()}
 
     progress = Progress(say, len(seeds))
     if req.calibrate:
         update = progress.begin("calibration")
         try:
-            rerun["calibration"] = run_calibration(device=req.device, nproc=req.nproc, python=req.python, out_dir=out,
-                                                   isolation=isolation, steps=req.calibrate_steps,
-                                                   timeout_s=rerun["timeout_seconds"], progress=update)
+            rerun.calibration = run_calibration(device=req.device, nproc=req.nproc, python=req.python, out_dir=out,
+                                                isolation=isolation, steps=req.calibrate_steps,
+                                                timeout_s=rerun.timeout_seconds, progress=update)
         finally:
             progress.end()
 
-    if req.timeout_s is None and (rerun["calibration"] or {}).get("speed_factor"):
-        rerun["timeout"] = derive_timeout(claims, config, req.device, req.nproc, rerun["calibration"])
-        rerun["timeout_seconds"] = rerun["timeout"]["seconds"]
+    if req.timeout_s is None and (rerun.calibration or {}).get("speed_factor"):
+        rerun.timeout = derive_timeout(claims, config, req.device, req.nproc, rerun.calibration)
+        rerun.timeout_seconds = rerun.timeout["seconds"]
     if say:
-        say(f"[rerun] per-seed timeout {rerun['timeout_seconds']:.0f} s: {rerun['timeout']['formula']}")
+        say(f"[rerun] per-seed timeout {rerun.timeout_seconds:.0f} s: {rerun.timeout['formula']}")
         for name, item in config.overrides.items():
             say(f"[rerun] override {name}={item['value']} ({item['source']})")
-        for name, value in rerun["config"]["missing_data_paths"].items():
+        for name, value in rerun.config["missing_data_paths"].items():
             say(f"[rerun] warning: {name}={value} does not exist here (give --data-root DIR)")
 
     for index, seed in enumerate(seeds, 1):
@@ -412,8 +404,8 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
         try:
             spec = SeedSpec(folder=folder, seed=seed, nproc=req.nproc, device=req.device, out_dir=out / f"seed{seed}",
                             scratch_dir=out / "scratch" / f"seed{seed}", isolation=isolation,
-                            timeout_s=rerun["timeout_seconds"], python=req.python, env=seed_env, shim_dir=shim_dir,
-                            shim_returns=(rerun["shim"].get("returns") or "out"),
+                            timeout_s=rerun.timeout_seconds, python=req.python, env=seed_env, shim_dir=shim_dir,
+                            shim_returns=(rerun.shim.get("returns") or "out"),
                             code_bytes=code.get("counted_bytes"), keep_scratch=req.keep_scratch,
                             artifact_names=artifact_names(source, seed_env, claimed_hparams), progress=update)
             run = run_seed(spec)
@@ -424,7 +416,7 @@ def run_rerun(req: RerunRequest) -> dict[str, Any]:
             say(f"[rerun] seed {seed}: hyperparameters differ from the claimed log without being asked for: "
                 + ", ".join(d["name"] for d in run["config_diff"]["unrequested"]))
         run.update({k: v for k, v in run_comparison(rerun, run).items() if k != "seed"})
-        rerun["runs"].append(run)
+        rerun.runs.append(run)
     if not req.keep_scratch:
         scratch = out / "scratch"
         if scratch.is_dir() and not any(scratch.iterdir()):
