@@ -152,6 +152,51 @@ def test_window_lengths_and_row_indices_are_not_the_scored_token(tmp_path):
     assert not codes(result, "PG105") and not codes(result, "PG104")
 
 
+@pytest.mark.parametrize("pattern", [
+    'str(Path(data_path) / "{name}")',
+    '"{{}}/{name}".format(data_path)',
+])
+def test_validation_files_named_through_str_or_format_are_validation_data(tmp_path, pattern):
+    # the reference trainer's spelling: the loader and the scorer are named for no data set,
+    # so only the file name says the scored tokens are the validation tokens
+    def scoring(name):
+        return (tmp_path / name, '''
+            import numpy as np
+            import torch.nn.functional as F
+            from pathlib import Path
+
+
+            def load_tokens(pattern):
+                return np.concatenate([np.fromfile(p, dtype=np.uint16) for p in sorted(Path().glob(pattern))])
+
+
+            def score(model, tokens):
+                total = 0.0
+                for i in range(0, len(tokens) - 1024, 1024):
+                    total += F.cross_entropy(model(tokens[i:i + 1024]), tokens[i + 1:i + 1025]).item()
+                return total
+
+
+            def main(data_path):
+                files = ''' + pattern.format(name=name) + '''
+                tokens = load_tokens(files)
+                print(f"final val_bpb:{score(model, tokens):.4f}")
+
+
+            main("/data/fineweb10B_sp1024")
+            ''')
+
+    folder, code = scoring("fineweb_val_*.bin")
+    folder.mkdir()
+    order = {c.code: c for c in audit(folder, code).checks if c.code in ("PG101", "PG102", "PG103", "PG107")}
+    assert order and all(c.status is CheckStatus.PASS for c in order.values()), [(c.code, c.reason) for c in order.values()]
+    # the control: the same code over the training shards scores no validation tokens
+    folder, code = scoring("fineweb_train_*.bin")
+    folder.mkdir()
+    control = next(c for c in audit(folder, code).checks if c.code == "PG101")
+    assert control.status is CheckStatus.INCOMPLETE and control.reason.startswith("not recognised")
+
+
 # --------------------------------------------------------------------------- rulings and flags
 
 SMEAR = '''

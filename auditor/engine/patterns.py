@@ -32,10 +32,10 @@ NOT_ACCUM_RE = re.compile(r"train|ttt|adapt|grad|byte|count|tok(?:en)?s?_|n_tok|
 # Names the reported metric flows into.
 REPORTED_RE = re.compile(r"bpb|val_loss|val_nll|final_loss|score")
 
-# Calls whose result says nothing about the data content (sizes and shapes).
+# Calls whose result says nothing about the data content (sizes and shapes). Not `str` or
+# `format`: `str(Path(data_path) / "fineweb_val_*.bin")` is the name of the validation files.
 SIZE_CALLS = frozenset({"len", "numel", "size", "dim", "nelement", "shape", "ndim", "item_size", "element_size",
-                        "range", "isinstance", "hasattr", "getattr", "print", "log0", "format", "str", "repr", "id",
-                        "type"})
+                        "range", "isinstance", "hasattr", "getattr", "print", "log0", "repr", "id", "type"})
 SIZE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn"})
 
 # Methods never resolved to a same-named method of a local class: they are (almost always)
