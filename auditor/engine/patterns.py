@@ -64,6 +64,11 @@ TARGET_NAME_RE = re.compile(r"^(?:y|ys|yb|y_b|y_batch|y_true|tgt|tgts|tgt_ids|ta
                             r"next_tok|next_token|next_tokens|next_ids|true_tok|true_token|label|labels|gold)$")
 # Token streams indexed by position.
 TOKEN_STREAM_RE = re.compile(r"tok|ids|seq|stream|val_np|data|arr|chunk|window|text", re.I)
+# The whole name is a token stream: a read of it at one position alone (`val_np[jv]`) is a
+# token; a longer name that only contains a stream word (`order_data[oi]`, `alpha_per_tok[m]`)
+# holds something else unless reads at earlier positions show it is a stream.
+TOKEN_STREAM_NAME_RE = re.compile(
+    r"^(?:\w+_)?(?:tokens?|toks|ids|input_ids|token_ids|seq|seqs|stream|np|arr|buf)$|^(?:x|xs|inp|inputs?)$", re.I)
 
 # Calls that quantize or serialize the artifact (the end of training).
 QUANT_CALL_RE = re.compile(r"quantiz|gptq|awq|serializ|(?<!de)compress|pack_?model|save_?artifact|export_?model|"
@@ -145,6 +150,8 @@ ROLES: tuple[Role, ...] = (
          "the baseline gives the next token", ("PG104", "PG105")),
     Role("token stream", "TOKEN_STREAM_RE", "positional reads of a token stream at the scored position",
          ("PG104", "PG105")),
+    Role("token stream by its whole name", "TOKEN_STREAM_NAME_RE", "a read at one position only, with no context "
+         "read beside it, is the target only in a container named as a stream", ("PG104", "PG105")),
     Role("quantization or serialization", "QUANT_CALL_RE", "where training ends; the evaluation starts where the "
          "artifact is read back (torch.load), names only decide when nothing is read back", ("PG102", "PG109")),
     Role("data read", "READ_CALL_RE", "calls that bring data in", ("PG108", "PG109")),

@@ -28,7 +28,7 @@ from functools import cached_property
 
 from . import ir
 from .patterns import (
-    BYTE_RE, COUNT_TABLE_RE, DISTRIBUTION_RE, GATE_RE, TARGET_NAME_RE, TOKEN_STREAM_RE, VAL_NAME_RE,
+    BYTE_RE, COUNT_TABLE_RE, DISTRIBUTION_RE, GATE_RE, TARGET_NAME_RE, TOKEN_STREAM_NAME_RE, TOKEN_STREAM_RE, VAL_NAME_RE,
 )
 from .program import LocalInfo, Program, Site, container_name, target_names
 
@@ -74,10 +74,12 @@ class TokenFacts:
                 pos = _offset(part)
                 if pos is not None:
                     groups.setdefault((base, pos[0]), []).append((x, pos[1], False))
-        for (_base, _var), reads in groups.items():
+        for (base, _var), reads in groups.items():
             scalars = [off for _x, off, is_slice in reads if not is_slice]
             if not scalars:
                 continue  # only context slices: nothing is read at a single position
+            if len({off for _x, off, _s in reads}) < 2 and not (TOKEN_STREAM_NAME_RE.match(base) or VAL_NAME_RE.match(base)):
+                continue  # one position of a container that is not named as a stream: no context read shows it is one
             target = max(off for _x, off, _s in reads)
             if max(scalars) < 0 and target < 0:
                 continue  # only earlier positions are read here
