@@ -39,7 +39,7 @@ origins in one pass from callers to callees.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Iterable
 
@@ -632,7 +632,7 @@ class Simulation:
         self.summary = analysis.summaries.setdefault(func, Summary())
         self.events: list[Event] = []
         self.incidents: list[Incident] = []
-        self._incident_keys: set = set()
+        self._incident_keys: dict = {}  # key -> index in self.incidents
         self.loops: list[tuple[ir.Loop, int]] = []
         self.comp_names: list[dict[str, frozenset]] = []
         self.returns: set[Origin] = set()
@@ -1452,7 +1452,7 @@ class Simulation:
         # opt.step(); loss_sum += loss.item()` reports the loss from before the update
         computed = self._value_time(value, st)
         ev = self.event("score", site, origins, st, detail=detail or (acc or ""), inner=inner)
-        for o in ev.origins:
+        for o in _stable(ev.origins):
             if not o.is_data or not self._tracked(o):
                 continue
             for key, ad in list(st.adapted.items()):
@@ -1500,7 +1500,7 @@ class Simulation:
         ev = Event(EventKind(kind), site, data, detail, tuple(self.loops), self.a.next_seq(), inner, st.after_artifact)
         self.events.append(ev)
         if kind in ("update", "cache"):
-            for o in data:
+            for o in _stable(data):
                 if not self._tracked(o):
                     continue
                 scored = any(covers(s, o) for s in st.scored) or self._scored_this_iteration(o, st)
@@ -1548,9 +1548,15 @@ class Simulation:
         else:
             kind = "update_before_score" if common else "adapt_before_score"
         key = (kind, id(score.site.stmt), id(upd.site.stmt), id(score.site.x), id(upd.site.x))
-        if key in self._incident_keys:
+        uncertain = not self.a.is_val(origin, self.func)
+        known = self._incident_keys.get(key)
+        if known is not None:
+            # the same pair of statements seen through other data: keep the validation
+            # tokens over data of unknown origin (a window count next to the window)
+            if self.incidents[known].uncertain and not uncertain:
+                self.incidents[known] = replace(self.incidents[known], origin=origin, uncertain=False)
             return
-        self._incident_keys.add(key)
+        self._incident_keys[key] = len(self.incidents)
         loop = None
         if kind == "score_after_epoch_update":
             loop = next((l for l, i_u, i_s in common if i_u != i_s), None)
@@ -1563,7 +1569,6 @@ class Simulation:
             if upd.seq < seq < score.seq:
                 quant = next((e for e in self.events if e.seq == seq), None)
                 break
-        uncertain = not self.a.is_val(origin, self.func)
         self.incidents.append(Incident(IncidentKind(kind), self.func, score, upd, origin, loop, quant, first, uncertain))
 
     def _candidate_grid(self, x: ir.Call, origins: frozenset, site: Site) -> None:
@@ -1740,6 +1745,14 @@ def _extend(o: Origin, steps: tuple, via: str | None = None) -> Origin:
             break
         path = path + (step,)
     return Origin(o.root, path, o.via if via is None else via)
+
+
+def _stable(origins: Iterable[Origin]) -> list[Origin]:
+    """Origins in a fixed order: validation data first, then by name and path. Set order
+    follows string hashing, which changes from one process to the next; what is found
+    first must not."""
+    return sorted(origins, key=lambda o: (o.root != "VAL", o.root, o.via, tuple(e.text for e in o.path),
+                                          tuple(e.tags for e in o.path)))
 
 
 def _most_specific(origins: frozenset) -> frozenset:
