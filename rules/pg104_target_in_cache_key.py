@@ -53,10 +53,13 @@ class TargetInCacheKey(AstRule):
     What it checks:
         In code that scores tokens, reads of count tables (tables incremented somewhere in
         the code, or named like counts/caches/tables) whose index is computed from the
-        target token: `full_counts[hash(ctx) ^ tgt * PRIME]`, `counts[ctx][y]`,
-        `table.get((ctx, tokens[p]))`, when the value read feeds a probability, a log or the
-        reported loss. Incrementing a table with such a key after scoring (the update) is
-        ordinary counting and is not reported.
+        target token: `full_counts[hash(ctx) ^ tgt * PRIME]`, `table.get((ctx, tokens[p]))`,
+        when the value read feeds a probability, a log or the reported loss. Incrementing a
+        table with such a key after scoring (the update) is ordinary counting and is not
+        reported. A dense table whose target is an index dimension of its own beside the
+        context (`counts[prev, y]`) holds a row over the whole vocabulary: reading it at the
+        target is how any distribution is scored; whether the row is normalised is PG106's
+        question only where a ratio of hashed reads is used.
 
     Why it breaks the rules:
         R-NGRAM-NO-TARGET-KEYED-PROB: valerio-oai on #779 and #982 (03-27): such caches "look
@@ -87,6 +90,25 @@ class TargetInCacheKey(AstRule):
 
     VALID = [
         CodeCase(NORMALIZED_ROW, "a normalised next-token row for the prefix, updated after scoring"),
+        CodeCase('''
+            import torch
+
+
+            class Bigram:
+                def __init__(self, vocab):
+                    self.counts = torch.zeros(vocab, vocab)
+                    self.totals = torch.zeros(vocab)
+                    self.vocab = vocab
+
+                def update(self, prev, nxt):
+                    self.counts.index_put_((prev, nxt), torch.ones(len(prev)), accumulate=True)
+                    self.totals.index_add_(0, prev, torch.ones(len(prev)))
+
+                def nll(self, prev, y):
+                    c = self.counts[prev, y]
+                    p = (c + 0.1) / (self.totals[prev] + 0.1 * self.vocab)
+                    return -p.log()
+            ''', "a dense bigram table with row totals kept in step, read at the target"),
         CodeCase('''
             import torch
 
@@ -128,7 +150,7 @@ class TargetInCacheKey(AstRule):
                 continue
             facts = token_facts(program, func)
             for read in facts.reads:
-                if read.kind != "count" or not facts.reaches_score(read):
+                if read.kind != "count" or read.target_dimension or not facts.reaches_score(read):
                     continue
                 targets = sorted(n for n in read.sub.names if n in facts.tainted) or ["the scored position"]
                 yield self.hit(read.site, (

@@ -106,7 +106,8 @@ class UnnormalizedDistribution(AstRule):
 
     def _ratios(self, program, func):
         facts = token_facts(program, func)
-        count_reads = {id(r.sub): r for r in facts.reads if r.kind == "count"}
+        # a dense row read at the target (`counts[prev, y]`) is a distribution's entry, not a hashed count
+        count_reads = {id(r.sub): r for r in facts.reads if r.kind == "count" and not r.target_dimension}
         info = facts.info
         # names holding a target-keyed count
         keyed_names: set[str] = set()

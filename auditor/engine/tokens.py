@@ -17,7 +17,10 @@ Per function, this module finds:
 * **table reads** whose index is computed from the target: count tables (incremented
   somewhere in the code, or named like counts/tables/caches) and property tables (`is_ws`,
   `is_boundary`), excluding the model's own distribution (logits, probs) and the byte
-  lookup tables of the bpb denominator.
+  lookup tables of the bpb denominator. A read whose target is an index dimension of its
+  own beside a target-free context (`counts[prev, y]`) is marked ``target_dimension``: it
+  reads a row over the vocabulary at the target, which is how any distribution is scored;
+  a key that mixes the target into the context (`hash(ctx) ^ tgt * P`) is not.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from .program import LocalInfo, Program, Site, container_name, target_names
 
 _PROB_SINK_RE = re.compile(r"^p(?:_|$)|prob|mix|blend|nll|loss|logp|log_p|lp$|score|bits|^q(?:_|$)", re.I)
 _LOG_CALLS = {"log", "log2", "log1p", "log_softmax"}
+# methods that convert a tensor without changing which token it holds
+_CONVERSIONS = {"long", "int", "item", "tolist", "cpu", "cuda", "clone", "detach", "flatten", "reshape", "view"}
 
 
 @dataclass
@@ -43,6 +48,10 @@ class TableRead:
     table: str
     kind: str              # "count" or "property"
     key: str               # rendered index
+    # the target is an index dimension of its own next to a target-free context
+    # (`counts[prev, y]`, `table[ctx][tgt]`): a row over the vocabulary read at the target,
+    # as a model's distribution is; not a key that mixes the target into the context
+    target_dimension: bool = False
 
 
 class TokenFacts:
@@ -135,8 +144,36 @@ class TokenFacts:
             if kind is None or not any(self._is_target_expr(i) for i in index):
                 continue
             key = ", ".join(ir.render(i, limit=60) for i in index)
-            out.append(TableRead(Site(self.func, s, x), x, table, kind, key))
+            out.append(TableRead(Site(self.func, s, x), x, table, kind, key, self._target_dimension(x, index)))
         return out
+
+    def _target_dimension(self, x: ir.X, index: list[ir.X]) -> bool:
+        if not isinstance(x, ir.Sub) or len(index) < 2:
+            return False  # one key (a hash, a tuple for `.get`)
+        keyed = [i for i in index if self._is_target_expr(i)]
+        if len(keyed) == len(index):
+            return False
+        return all(self._is_target_value(i) for i in keyed)
+
+    def _is_target_value(self, x: ir.X, depth: int = 0) -> bool:
+        """``x`` is the target token itself (or a plain conversion of it), not a value
+        computed from it together with other data."""
+        if depth > 4:
+            return False
+        if id(x) in self.target_subs:
+            return True
+        if isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr in _CONVERSIONS and not x.args:
+            return self._is_target_value(x.func.base, depth + 1)
+        if isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr in ("astype", "to", "type"):
+            return self._is_target_value(x.func.base, depth + 1)
+        if isinstance(x, ir.Call) and isinstance(x.func, ir.Name) and x.func.id in ("int", "long") and len(x.args) == 1:
+            return self._is_target_value(x.args[0], depth + 1)
+        if isinstance(x, ir.Name) and x.id in self.tainted:
+            defs = self.info.defs.get(x.id, ())
+            if not defs:
+                return True  # a parameter or a target-named variable the function does not compute
+            return all(self._is_target_value(v, depth + 1) for v in defs)
+        return False
 
     def _read(self, x: ir.X) -> tuple[str, list[ir.X]] | None:
         if isinstance(x, ir.Sub):
