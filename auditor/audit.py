@@ -8,6 +8,7 @@ This is the programmatic entry point (the CLI is a thin layer over it):
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -125,7 +126,12 @@ FOLDER_TIME_LIMIT_S = 300.0
 _CHILD_STACK_BYTES = 64 << 20
 
 
-def _isolated_child(args: tuple[str, AuditOptions, str], conn) -> None:
+# A worker audits folders one after the other (forking once per folder cost more than many
+# audits); it is replaced after this many, so that no state grows without bound.
+_FOLDERS_PER_WORKER = 25
+
+
+def _limit_child_resources() -> None:
     try:
         import resource  # POSIX only: elsewhere the child runs with the default limits
 
@@ -135,12 +141,26 @@ def _isolated_child(args: tuple[str, AuditOptions, str], conn) -> None:
             resource.setrlimit(resource.RLIMIT_STACK, (max(soft, _CHILD_STACK_BYTES), hard))
     except (ImportError, ValueError, OSError):
         pass
-    outcome = _audit_one(args)
-    try:
-        conn.send(outcome)
-    except Exception as exc:  # a result that cannot be sent (pickling) is still reported
-        path, _, display = args
-        conn.send((path, _unauditable_result(path, display, f"result could not be returned: {type(exc).__name__}"), None))
+
+
+def _worker(conn) -> None:
+    """Audit the folders the parent sends, one at a time, answering each with its outcome;
+    stop on ``None``, at the end of the pipe or after ``_FOLDERS_PER_WORKER`` folders."""
+    _limit_child_resources()
+    for _ in range(_FOLDERS_PER_WORKER):
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            break
+        if args is None:
+            break
+        outcome = _audit_one(args)
+        try:
+            conn.send(outcome)
+        except Exception as exc:  # a result that cannot be sent (pickling) is still reported
+            path, _, display = args
+            conn.send((path, _unauditable_result(path, display, f"result could not be returned: {type(exc).__name__}"),
+                       None))
     conn.close()
 
 
@@ -160,48 +180,108 @@ def _describe_exit(exitcode: int | None) -> str:
     return f"the analysing process exited with status {exitcode} without a report"
 
 
+class _Worker:
+    """A child process and the folder it is auditing now (``index`` None when idle)."""
+
+    def __init__(self, context):
+        self.conn, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(target=_worker, args=(child_end,), daemon=True)
+        self.process.start()
+        child_end.close()
+        self.index: int | None = None
+        self.args: tuple | None = None
+        self.deadline = 0.0
+        self.done = 0
+
+    def give(self, index: int, args: tuple, time_limit_s: float) -> bool:
+        try:
+            self.conn.send(args)
+        except (OSError, ValueError):
+            return False  # the worker is gone: the caller starts another
+        self.index, self.args, self.deadline = index, args, time.monotonic() + time_limit_s
+        return True
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
 def _audit_isolated(work: list[tuple[str, AuditOptions, str]], jobs: int,
                     time_limit_s: float) -> list[tuple[str, FolderResult | None, str | None]]:
-    """Audit each folder in its own child process, ``jobs`` at a time; a child that crashes,
-    exits without a result or runs past ``time_limit_s`` gives that folder an INCOMPLETE result."""
+    """Audit each folder in a child process, ``jobs`` children at a time; a child that crashes,
+    exits without a result or runs past ``time_limit_s`` on a folder gives that folder an
+    INCOMPLETE result and is replaced, so every other folder is still audited."""
     registry.all_rules()  # imported once here, inherited by every forked child
+    # objects that exist now are shared with every child: kept out of the collector, they are
+    # not written to (and so not copied page by page) when a child collects
+    gc.freeze()
 
     context = _process_context()
     outcomes: dict[int, tuple[str, FolderResult | None, str | None]] = {}
     pending = list(enumerate(work))
     pending.reverse()
-    running: dict[object, tuple[int, object, object, float]] = {}  # reader -> (index, process, args, deadline)
-    while pending or running:
-        while pending and len(running) < jobs:
-            index, args = pending.pop()
-            reader, writer = context.Pipe(duplex=False)
-            process = context.Process(target=_isolated_child, args=(args, writer), daemon=True)
-            process.start()
-            writer.close()
-            running[reader] = (index, process, args, time.monotonic() + time_limit_s)
-        now = time.monotonic()
-        timeout = max(0.0, min(deadline for _, _, _, deadline in running.values()) - now)
-        ready = wait(list(running), timeout=timeout)
-        for reader in ready:
-            index, process, args, _ = running.pop(reader)
-            try:
-                outcomes[index] = reader.recv()
-            except (EOFError, OSError, Exception):
-                process.join(5)
-                outcomes[index] = (args[0], _unauditable_result(args[0], args[2], _describe_exit(process.exitcode)), None)
-            reader.close()
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        now = time.monotonic()
-        for reader in [r for r, (_, _, _, deadline) in running.items() if deadline <= now]:
-            index, process, args, _ = running.pop(reader)
-            process.kill()
-            process.join()
-            reader.close()
-            outcomes[index] = (args[0], _unauditable_result(
-                args[0], args[2], f"stopped after the {time_limit_s:.0f}-second limit for one folder"), None)
+    workers: list[_Worker] = []
+    try:
+        while pending or any(w.index is not None for w in workers):
+            for w in [w for w in workers if w.index is None]:
+                if not pending:
+                    break
+                index, args = pending.pop()
+                if not w.give(index, args, time_limit_s):
+                    pending.append((index, args))
+                    workers.remove(w)
+                    w.stop(kill=True)
+            while pending and len(workers) < jobs:
+                w = _Worker(context)
+                workers.append(w)
+                index, args = pending.pop()
+                if not w.give(index, args, time_limit_s):
+                    pending.append((index, args))
+                    workers.remove(w)
+                    w.stop(kill=True)
+            busy = [w for w in workers if w.index is not None]
+            if not busy:
+                continue
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = set(wait([w.conn for w in busy], timeout=timeout))
+            for w in busy:
+                if w.conn not in ready:
+                    continue
+                index, args = w.index, w.args
+                try:
+                    outcomes[index] = w.conn.recv()
+                except (EOFError, OSError, Exception):
+                    w.process.join(5)
+                    outcomes[index] = (args[0], _unauditable_result(args[0], args[2], _describe_exit(w.process.exitcode)),
+                                       None)
+                    workers.remove(w)
+                    w.stop(kill=True)
+                    continue
+                w.index = w.args = None
+                w.done += 1
+                if w.done >= _FOLDERS_PER_WORKER:
+                    workers.remove(w)
+                    w.stop()
+            now = time.monotonic()
+            for w in [w for w in workers if w.index is not None and w.deadline <= now]:
+                index, args = w.index, w.args
+                workers.remove(w)
+                w.stop(kill=True)
+                outcomes[index] = (args[0], _unauditable_result(
+                    args[0], args[2], f"stopped after the {time_limit_s:.0f}-second limit for one folder"), None)
+    finally:
+        for w in workers:
+            w.stop(kill=w.index is not None)
     return [outcomes[i] for i in range(len(work))]
 
 

@@ -8,6 +8,8 @@ numbers of nodes come from ``pgolf_audit.lines.LineTable``.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
+from typing import Iterator
 
 import libcst as cst
 
@@ -23,13 +25,35 @@ class SourceParseError(Exception):
 def parse_module(source: str) -> cst.Module:
     """Parse Python source with libcst, turning libcst's errors into SourceParseError."""
     try:
-        return cst.parse_module(source)
+        with _nodes_unvalidated():
+            return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
         raise SourceParseError(f"not valid Python: {exc.message} (line {exc.raw_line})", exc.raw_line) from None
     except RecursionError:
         raise SourceParseError("not parseable: nesting too deep") from None
     except Exception as exc:  # libcst's native parser can raise other errors on odd input
         raise SourceParseError(f"not parseable: {type(exc).__name__}: {exc}") from None
+
+
+@contextmanager
+def _nodes_unvalidated() -> Iterator[None]:
+    """Node construction without libcst's per-node validation, for the parser only.
+
+    Every node re-checks its own fields in ``__post_init__`` (a tenth of an audit's time on
+    real scripts); nodes the parser builds from text it has just accepted cannot fail that
+    check, and libcst's own comment there suggests skipping it when parsing. Nodes built
+    anywhere else (tests, the example writers) are still validated.
+    """
+    original = cst.CSTNode.__post_init__
+    cst.CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cst.CSTNode.__post_init__ = original  # type: ignore[method-assign]
+
+
+def _no_validation(self: cst.CSTNode) -> None:
+    return None
 
 
 def dotted_name(node: cst.BaseExpression | None) -> str | None:
