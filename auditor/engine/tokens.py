@@ -38,7 +38,8 @@ from .program import LocalInfo, Program, Site, container_name, target_names
 _PROB_SINK_RE = re.compile(r"^p(?:_|$)|prob|mix|blend|nll|loss|logp|log_p|lp$|score|bits|^q(?:_|$)", re.I)
 _LOG_CALLS = {"log", "log2", "log1p", "log_softmax"}
 # methods that convert a tensor without changing which token it holds
-_CONVERSIONS = {"long", "int", "item", "tolist", "cpu", "cuda", "clone", "detach", "flatten", "reshape", "view"}
+_CONVERSIONS = {"long", "int", "item", "tolist", "cpu", "cuda", "clone", "detach", "flatten", "reshape", "view",
+                "astype", "to", "type", "contiguous", "numpy", "squeeze", "unsqueeze"}
 
 
 @dataclass
@@ -148,30 +149,33 @@ class TokenFacts:
         return out
 
     def _target_dimension(self, x: ir.X, index: list[ir.X]) -> bool:
-        if not isinstance(x, ir.Sub) or len(index) < 2:
-            return False  # one key (a hash, a tuple for `.get`)
+        if not isinstance(x, ir.Sub):
+            return False  # a `.get` key (a tuple or a hash)
         keyed = [i for i in index if self._is_target_expr(i)]
-        if len(keyed) == len(index):
-            return False
-        return all(self._is_target_value(i) for i in keyed)
+        return bool(keyed) and all(self._is_target_value(i) for i in keyed)
 
     def _is_target_value(self, x: ir.X, depth: int = 0) -> bool:
         """``x`` is the target token itself (or a plain conversion of it), not a value
         computed from it together with other data."""
-        if depth > 4:
+        if depth > 12:  # a chain of renames and conversions; also ends `y = y.long()` loops
             return False
         if id(x) in self.target_subs:
             return True
-        if isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr in _CONVERSIONS and not x.args:
+        if isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr in _CONVERSIONS \
+                and not any(self._is_target_expr(a) for a in [*x.args, *x.kwargs.values()]):
             return self._is_target_value(x.func.base, depth + 1)
-        if isinstance(x, ir.Call) and isinstance(x.func, ir.Attr) and x.func.attr in ("astype", "to", "type"):
-            return self._is_target_value(x.func.base, depth + 1)
+        if isinstance(x, ir.Sub) and not any(self._is_target_expr(i) for i in x.index):
+            return self._is_target_value(x.base, depth + 1)  # one element of the targets (`ys[j]`)
         if isinstance(x, ir.Call) and isinstance(x.func, ir.Name) and x.func.id in ("int", "long") and len(x.args) == 1:
             return self._is_target_value(x.args[0], depth + 1)
         if isinstance(x, ir.Name) and x.id in self.tainted:
-            defs = self.info.defs.get(x.id, ())
+            # the values assigned to it; a tuple display is an unpacking (`prev, tgt = xb[...],
+            # yb[...]`) whose element for this name is not recorded, and an allocation
+            # (`torch.zeros(...)`) is filled by element writes: neither decides anything
+            defs = [v for v in self.info.defs.get(x.id, ())
+                    if not (isinstance(v, ir.Seq) and v.kind == "tuple") and not _allocation(v)]
             if not defs:
-                return True  # a parameter or a target-named variable the function does not compute
+                return True  # a parameter, an unpacked or a target-named variable the function does not compute
             return all(self._is_target_value(v, depth + 1) for v in defs)
         return False
 
@@ -390,6 +394,17 @@ def _offset(x: ir.X | None) -> tuple[str, int] | None:
             and isinstance(x.right.value, int):
         return x.left.id, x.right.value if x.op == "+" else -x.right.value
     return None
+
+
+_ALLOCATIONS = {"zeros", "empty", "ones", "full", "zeros_like", "empty_like", "ones_like", "full_like"}
+
+
+def _allocation(x: ir.X) -> bool:
+    """``torch.zeros(...)``, ``np.empty(...)``: a buffer whose content comes later."""
+    if not isinstance(x, ir.Call):
+        return False
+    f = x.func
+    return (f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")) in _ALLOCATIONS
 
 
 def _inside_log(top: ir.X, target: ir.X) -> bool:
