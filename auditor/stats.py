@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 import statistics
 import tomllib
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 from scipy import stats as scipy_stats
 
@@ -37,6 +40,16 @@ def _sd(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+@contextmanager
+def _quiet_scipy() -> Iterator[None]:
+    """scipy warns on stderr ("Precision loss occurred in moment calculation") when logged
+    runs are nearly identical; the test still runs and the audit reports its result, so the
+    warning would only be noise in the CLI's output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def improvement_test(candidate: list[float], reference: list[float], margin: float) -> TestResult:
     """One-sided test of H1: mean(candidate) < mean(reference) - margin (lower loss is better).
 
@@ -54,7 +67,8 @@ def improvement_test(candidate: list[float], reference: list[float], margin: flo
         if _sd(candidate) == 0 and _sd(reference) == 0:
             p = 0.0 if delta > margin else 1.0
             return TestResult(description, n_c, n_r, delta, margin, math.copysign(math.inf, margin - delta), None, p)
-        res = scipy_stats.ttest_ind(candidate, shifted, equal_var=False, alternative="less")
+        with _quiet_scipy():
+            res = scipy_stats.ttest_ind(candidate, shifted, equal_var=False, alternative="less")
         var_c, var_r = _sd(candidate) ** 2 / n_c, _sd(reference) ** 2 / n_r
         df = (var_c + var_r) ** 2 / ((var_c**2 / (n_c - 1) if n_c > 1 else 0) + (var_r**2 / (n_r - 1) if n_r > 1 else 0))
         return TestResult(description, n_c, n_r, delta, margin, float(res.statistic), float(df), float(res.pvalue))
@@ -62,7 +76,8 @@ def improvement_test(candidate: list[float], reference: list[float], margin: flo
     if _sd(candidate) == 0:
         p = 0.0 if delta > margin else 1.0
         return TestResult(description, n_c, n_r, delta, margin, None, float(n_c - 1), p)
-    res = scipy_stats.ttest_1samp(candidate, shifted[0], alternative="less")
+    with _quiet_scipy():
+        res = scipy_stats.ttest_1samp(candidate, shifted[0], alternative="less")
     return TestResult(description, n_c, n_r, delta, margin, float(res.statistic), float(n_c - 1), float(res.pvalue))
 
 
