@@ -34,6 +34,12 @@ incidents into findings.
 Functions with nothing to track (model layers, math helpers) are not simulated: they pass
 their inputs through. Summaries are settled callees-first; parameters then learn their
 origins in one pass from callers to callees.
+
+Over 700 lines for a reason: ``Simulation`` is one abstract interpreter (about 1,000 lines)
+whose statement, expression and call handlers share the state, the loop tags and the event
+clock, and ``Analysis`` is its driver; the value types above them (origins, events,
+incidents) are what both build and what the rules read through ``describe``. Split apart,
+every handler would pass that state across modules.
 """
 
 from __future__ import annotations
