@@ -117,9 +117,10 @@ class FolderCase:
 
 @dataclass
 class CodeCase:
-    """An example for an ``AstRule``: a code snippet (plain source; wrapped with
-    ``wrap=`` to exercise the unwrapper), optional log hyperparameters, and for INVALID
-    cases the expected 1-based line of the reported finding in the unwrapped code.
+    """An example for an ``AstRule``: what it shows (first, as for ``FolderCase``), a code
+    snippet (plain source; wrapped with ``wrap=`` to exercise the unwrapper), optional log
+    hyperparameters, and for INVALID cases the expected 1-based line of the reported finding
+    in the unwrapped code.
 
     ``files`` adds further files to the record folder (helper modules the snippet imports);
     ``file`` names the file the expected finding is in when it is not train_gpt.py.
@@ -127,8 +128,8 @@ class CodeCase:
     further lines every log prints (what the script's own prints wrote).
     """
 
-    code: str
     description: str = ""
+    code: str = ""
     line: int | None = None
     severity: Severity | None = None
     message_contains: tuple[str, ...] = ()

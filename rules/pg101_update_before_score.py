@@ -140,9 +140,9 @@ class UpdateBeforeScore(AstRule):
     NEEDS_SCORING_PASS = True
 
     VALID = [
-        CodeCase(_SCORE_FIRST, "score-first chunk loop with an is_last_chunk guard and several epochs per chunk"),
-        CodeCase(_SCORE_FIRST, "the same loop inside an lzma/base85 self-extracting wrapper", wrap="lzma-raw+b85"),
-        CodeCase('''
+        CodeCase("score-first chunk loop with an is_last_chunk guard and several epochs per chunk", _SCORE_FIRST),
+        CodeCase("the same loop inside an lzma/base85 self-extracting wrapper", _SCORE_FIRST, wrap="lzma-raw+b85"),
+        CodeCase("training on the previous (already scored) chunk before scoring the next", '''
             import torch
 
 
@@ -157,8 +157,8 @@ class UpdateBeforeScore(AstRule):
                         loss_sum += model(chunk[:-1], chunk[1:]).item()
                     prev = chunk
                 return loss_sum
-            ''', "training on the previous (already scored) chunk before scoring the next"),
-        CodeCase('''
+            '''),
+        CodeCase("the loss computed before the step is the one accumulated after it (score-first in effect)", '''
             def eval_ttt_one_pass(model, val_tokens, opt, n):
                 loss_sum = 0.0
                 for start in range(0, val_tokens.numel() - 1, n):
@@ -169,19 +169,19 @@ class UpdateBeforeScore(AstRule):
                     opt.zero_grad()
                     loss_sum += loss.item()
                 return loss_sum
-            ''', "the loss computed before the step is the one accumulated after it (score-first in effect)"),
+            '''),
     ]
     INVALID = [
-        CodeCase(_TRAIN_THEN_SCORE, "train-then-score inside the chunk loop", line=13,
+        CodeCase("train-then-score inside the chunk loop", _TRAIN_THEN_SCORE, line=13,
                  message_contains=("line 18", "before")),
-        CodeCase(_HELPERS, "the update and the score through helper functions", line=28,
+        CodeCase("the update and the score through helper functions", _HELPERS, line=28,
                  message_contains=("adapt",)),
-        CodeCase(_HELPERS, "the helper path disabled by a flag in every logged run", line=28,
+        CodeCase("the helper path disabled by a flag in every logged run", _HELPERS, line=28,
                  severity=Severity.INFO, log_hyperparameters={"ttt_adapt_first": "False"},
                  message_contains=("disabled in every logged run", "ttt_adapt_first=False")),
-        CodeCase(_HELPERS, "the helper path enabled in the logged run", line=28, severity=Severity.ERROR,
+        CodeCase("the helper path enabled in the logged run", _HELPERS, line=28, severity=Severity.ERROR,
                  log_hyperparameters={"ttt_adapt_first": "True"}, message_contains=("enabled in",)),
-        CodeCase(_TRAIN_THEN_SCORE, "train-then-score in a wrapped script", line=13, wrap="lzma-raw+b85"),
+        CodeCase("train-then-score in a wrapped script", _TRAIN_THEN_SCORE, line=13, wrap="lzma-raw+b85"),
     ]
 
     def check(self, program):

@@ -123,8 +123,8 @@ class AdaptOnUnscoredVal(AstRule):
     NEEDS_SCORING_PASS = True
 
     VALID = [
-        CodeCase(_TRAIN_SLICE, "pre-quant adaptation on a training shard slice (#1554)"),
-        CodeCase('''
+        CodeCase("pre-quant adaptation on a training shard slice (#1554)", _TRAIN_SLICE),
+        CodeCase("a compile warmup whose weights are restored before scoring (PG108 reports the val warmup)", '''
             import copy
             import torch
 
@@ -145,14 +145,14 @@ class AdaptOnUnscoredVal(AstRule):
 
 
             main()
-            ''', "a compile warmup whose weights are restored before scoring (PG108 reports the val warmup)"),
+            '''),
     ]
     INVALID = [
-        CodeCase(_PREQUANT, "pre-quant AdamW TTT on val_tokens, then GPTQ, then scoring", line=24,
+        CodeCase("pre-quant AdamW TTT on val_tokens, then GPTQ, then scoring", _PREQUANT, line=24,
                  message_contains=("pre-quant", "line 25", "line 27")),
-        CodeCase(_PREQUANT, "pre-quant TTT switched off in every logged run", line=24, severity=Severity.INFO,
+        CodeCase("pre-quant TTT switched off in every logged run", _PREQUANT, line=24, severity=Severity.INFO,
                  log_hyperparameters={"prequant_ttt_epochs": "0"}, message_contains=("prequant_ttt_epochs=0",)),
-        CodeCase(_TWO_PASS_CACHE, "a count table filled from all validation tokens before the scoring pass",
+        CodeCase("a count table filled from all validation tokens before the scoring pass", _TWO_PASS_CACHE,
                  line=8, message_contains=("cache",)),
     ]
 

@@ -176,8 +176,8 @@ class SecondScoringPass(AstRule):
     NEEDS_SCORING_PASS = True
 
     VALID = [
-        CodeCase(_FIRST_ENCOUNTER, "per-document multi-epoch TTT scoring only the first epoch"),
-        CodeCase('''
+        CodeCase("per-document multi-epoch TTT scoring only the first epoch", _FIRST_ENCOUNTER),
+        CodeCase("a sliding-window pass, then score-first TTT on the reloaded artifact", '''
             def main():
                 val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
                 blob = serialize_artifact(model)
@@ -199,10 +199,10 @@ class SecondScoringPass(AstRule):
 
 
             main()
-            ''', "a sliding-window pass, then score-first TTT on the reloaded artifact"),
+            '''),
         # each pass scores the window of its own loop iteration, then counts it: the next
         # pass's window holds other tokens, so nothing is scored twice
-        CodeCase('''
+        CodeCase("score-first over windows named by positions, with helpers the folder does not define", '''
             import numpy as np
 
 
@@ -222,25 +222,25 @@ class SecondScoringPass(AstRule):
 
 
             main()
-            ''', "score-first over windows named by positions, with helpers the folder does not define"),
+            '''),
     ]
     INVALID = [
-        CodeCase(_MULTI_EPOCH, "per-document LoRA TTT reporting the last epoch's loss", line=13,
+        CodeCase("per-document LoRA TTT reporting the last epoch's loss", _MULTI_EPOCH, line=13,
                  message_contains=("epoch", "line 15")),
-        CodeCase(_TWO_PASS, "score-first TTT, then a sliding-window re-score of the adapted model", line=4,
+        CodeCase("score-first TTT, then a sliding-window re-score of the adapted model", _TWO_PASS, line=4,
                  message_contains=("line 3",)),
-        CodeCase(_KEEP_BEST, "the better of a sliding and a TTT pass", line=5, message_contains=("min",)),
-        CodeCase(_TEMPERATURE_GRID, "temperature grid search on validation targets", line=8,
+        CodeCase("the better of a sliding and a TTT pass", _KEEP_BEST, line=5, message_contains=("min",)),
+        CodeCase("temperature grid search on validation targets", _TEMPERATURE_GRID, line=8,
                  message_contains=("candidate",)),
         # a line the scoring function's caller prints either way shows the re-score ran, not
         # the update before it: the update's own flag, off in the log, decides
-        CodeCase(_GUARDED_UPDATE, "a re-score after an update whose flag the log shows off", line=21,
+        CodeCase("a re-score after an update whose flag the log shows off", _GUARDED_UPDATE, line=21,
                  severity=Severity.INFO, log_hyperparameters={"ttt_rank": "0"},
                  log_lines=("starting the final evaluation passes",),
                  message_contains=("disabled in every logged run", "ttt_rank=0")),
         # `stride:64 eval_time:` also matches the line the first pass printed with its
         # variable stride: no evidence that the `!= 64` branch ran
-        CodeCase(_STRIDE_BRANCH, "an extra pass behind `eval_stride != 64` with the log at stride 64", line=21,
+        CodeCase("an extra pass behind `eval_stride != 64` with the log at stride 64", _STRIDE_BRANCH, line=21,
                  severity=Severity.INFO, log_hyperparameters={"eval_stride": "64"},
                  log_lines=("final_sliding_window val_bpb:1.1200 stride:64 eval_time:5000ms",),
                  message_contains=("disabled in every logged run", "eval_stride=64")),

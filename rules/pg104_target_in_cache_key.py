@@ -89,8 +89,8 @@ class TargetInCacheKey(AstRule):
     RULING = Ruling("R-NGRAM-NO-TARGET-KEYED-PROB", source="valerio-oai on #779 and #982 (03-27)")
 
     VALID = [
-        CodeCase(NORMALIZED_ROW, "a normalised next-token row for the prefix, updated after scoring"),
-        CodeCase('''
+        CodeCase("a normalised next-token row for the prefix, updated after scoring", NORMALIZED_ROW),
+        CodeCase("a dense bigram table with row totals kept in step, read at the target", '''
             import torch
 
 
@@ -108,8 +108,8 @@ class TargetInCacheKey(AstRule):
                     c = self.counts[prev, y]
                     p = (c + 0.1) / (self.totals[prev] + 0.1 * self.vocab)
                     return -p.log()
-            ''', "a dense bigram table with row totals kept in step, read at the target"),
-        CodeCase('''
+            '''),
+        CodeCase("a prefix-keyed hint tilting the logits, renormalised by log_softmax", '''
             import torch
 
 
@@ -118,12 +118,12 @@ class TargetInCacheKey(AstRule):
                 logits = logits.clone()
                 logits[hint] += beta
                 return -torch.log_softmax(logits, -1)[tokens[p]]
-            ''', "a prefix-keyed hint tilting the logits, renormalised by log_softmax"),
+            '''),
     ]
     INVALID = [
-        CodeCase(HASHED_MIXER, "a hashed mixer reading the count of (context, target)", line=12,
+        CodeCase("a hashed mixer reading the count of (context, target)", HASHED_MIXER, line=12,
                  message_contains=("tgt", "full_counts")),
-        CodeCase('''
+        CodeCase("a dictionary cache read at (context, target)", '''
             import math
 
 
@@ -132,15 +132,15 @@ class TargetInCacheKey(AstRule):
                 total = cache.get(ctx, 0)
                 p_cache = seen / total if total else 0.0
                 return math.log((1 - lam) * p_model + lam * p_cache)
-            ''', "a dictionary cache read at (context, target)", line=5, message_contains=("cache",)),
-        CodeCase('''
+            ''', line=5, message_contains=("cache",)),
+        CodeCase("the mixer lives in a helper module the script imports", '''
             import numpy as np
             from ngram_cache import ngram_mix_nll
 
             if __name__ == "__main__":
                 val_np = np.fromfile("./data/datasets/fineweb10B_sp1024/fineweb_val_000000.bin", dtype=np.uint16)
                 print(f"val_loss:{ngram_mix_nll(val_np, p_model, ctx_counts, full_counts)}")
-            ''', "the mixer lives in a helper module the script imports", files={"ngram_cache.py": HASHED_MIXER},
+            ''', files={"ngram_cache.py": HASHED_MIXER},
                  file="ngram_cache.py", line=12, message_contains=("full_counts",)),
     ]
 

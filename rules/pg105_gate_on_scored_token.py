@@ -80,25 +80,25 @@ class GateOnScoredToken(AstRule):
     RULING = Ruling("R-NGRAM-NO-TARGET-GATE", source="organizers on #659; #1420 causality fix")
 
     VALID = [
-        CodeCase(PREFIX_GATE, "a within-word gate on the previous token (the prefix)"),
-        CodeCase('''
+        CodeCase("a within-word gate on the previous token (the prefix)", PREFIX_GATE),
+        CodeCase("byte counting for the bpb denominator reads target properties by design", '''
             import torch
 
 
             def token_bytes(prev_ids, target_ids, base_bytes, has_leading_space, is_boundary):
                 extra = has_leading_space[target_ids] & ~is_boundary[prev_ids]
                 return base_bytes[target_ids].double() + extra.double()
-            ''', "byte counting for the bpb denominator reads target properties by design"),
+            '''),
     ]
     INVALID = [
-        CodeCase(WITHIN_GATE, "a within-word gate read at the scored token (#1420)", line=11,
+        CodeCase("a within-word gate read at the scored token (#1420)", WITHIN_GATE, line=11,
                  message_contains=("is_ws", "gates")),
-        CodeCase(WITHIN_GATE, "the within-word gate weighted to zero in every logged run", line=11,
+        CodeCase("the within-word gate weighted to zero in every logged run", WITHIN_GATE, line=11,
                  severity=Severity.INFO, log_hyperparameters={"ngram_within_beta": "0.0", "ngram_beta": "1.0"},
                  message_contains=("disabled in every logged run", "ngram_within_beta=0.0")),
-        CodeCase(WITHIN_GATE, "the within-word gate left at its default weight in the logged run", line=11,
+        CodeCase("the within-word gate left at its default weight in the logged run", WITHIN_GATE, line=11,
                  severity=Severity.ERROR, log_hyperparameters={"ngram_beta": "1.0"}, message_contains=("default",)),
-        CodeCase('''
+        CodeCase("an n-gram used only when the target was seen after this context", '''
             import numpy as np
 
 
@@ -110,7 +110,7 @@ class GateOnScoredToken(AstRule):
                 use_ngram = full_c >= 1
                 p_ng = full_c / max(ctx_c, 1)
                 return np.log(np.where(use_ngram, (1 - alpha) * p_model[i, tgt] + alpha * p_ng, p_model[i, tgt]))
-            ''', "an n-gram used only when the target was seen after this context", line=9,
+            ''', line=9,
                  message_contains=("gate",)),
     ]
 

@@ -73,7 +73,7 @@ class UnnormalizedDistribution(AstRule):
     RULING = Ruling("R-EVAL-C2-NORMALIZED", source="valerio-oai on #779/#982; #1017 C2; cocohearts #1902")
 
     VALID = [
-        CodeCase('''
+        CodeCase("the closed-form token tilt with its normaliser (#1514)", '''
             import math
 
 
@@ -81,19 +81,19 @@ class UnnormalizedDistribution(AstRule):
                 tilted = p.clone()
                 tilted[hint] = tilted[hint] * math.exp(beta)
                 return tilted / (1.0 + p[hint] * (math.exp(beta) - 1.0))
-            ''', "the closed-form token tilt with its normaliser (#1514)"),
-        CodeCase('''
+            '''),
+        CodeCase("the bpb formula divides by bytes, but mixes nothing", '''
             import math
 
 
             def bits_per_byte(loss_sum, token_count, byte_count):
                 return loss_sum / math.log(2) * token_count / byte_count
-            ''', "the bpb formula divides by bytes, but mixes nothing"),
+            '''),
     ]
     INVALID = [
-        CodeCase(HASHED_MIXER, "a hashed count ratio used as the n-gram probability", line=14,
+        CodeCase("a hashed count ratio used as the n-gram probability", HASHED_MIXER, line=14,
                  message_contains=("ratio",)),
-        CodeCase(PPM_MIXTURE, "a PPM byte mixture spreading the token probability over its bytes", line=7,
+        CodeCase("a PPM byte mixture spreading the token probability over its bytes", PPM_MIXTURE, line=7,
                  message_contains=("byte",)),
     ]
 

@@ -128,7 +128,7 @@ class SlotOnScoredRegion(AstRule):
     NEEDS_SCORING_PASS = True
 
     VALID = [
-        CodeCase('''
+        CodeCase("a logit bias fitted on training tokens (part of the artifact, inside training)", '''
             import torch
 
 
@@ -142,8 +142,8 @@ class SlotOnScoredRegion(AstRule):
                     loss.backward()
                     opt.step()
                 return bias.detach()
-            ''', "a logit bias fitted on training tokens (part of the artifact, inside training)"),
-        CodeCase('''
+            '''),
+        CodeCase("plain sliding-window scoring", '''
             import torch
             import torch.nn.functional as F
 
@@ -157,14 +157,14 @@ class SlotOnScoredRegion(AstRule):
                     nll = F.cross_entropy(model(x[None])[0], y, reduction="none")
                     loss_sum += nll[-stride:].sum().item()
                 return loss_sum
-            ''', "plain sliding-window scoring"),
+            '''),
     ]
     INVALID = [
-        CodeCase(_SLOT, "SLOT: a per-window delta optimised on the scored mask, then rescored", line=24,
+        CodeCase("SLOT: a per-window delta optimised on the scored mask, then rescored", _SLOT, line=24,
                  message_contains=("delta", "line 29")),
-        CodeCase(_CONTEXT_ONLY, "context-only SLOT (loss on the context mask, never ruled on)", line=25,
+        CodeCase("context-only SLOT (loss on the context mask, never ruled on)", _CONTEXT_ONLY, line=25,
                  severity=Severity.WARNING, message_contains=("context",)),
-        CodeCase(_SLOT, "SLOT disabled in every logged run", line=24, severity=Severity.INFO,
+        CodeCase("SLOT disabled in every logged run", _SLOT, line=24, severity=Severity.INFO,
                  log_hyperparameters={"SLOT_STEPS": "0"}, message_contains=("disabled in every logged run",)),
     ]
 

@@ -110,18 +110,18 @@ class ValDataInTraining(AstRule):
     RULING = Ruling("R-DATA-NO-VAL-IN-TRAINING", source="README FAQ (2cff08e1a, 03-20, after #44 and #168)")
 
     VALID = [
-        CodeCase(_GPTQ.replace("SOURCE", "generate_calibration_tokens(model, 64 * 2048, temperature=0.8)"),
-                 "GPTQ calibration on self-generated tokens (#1019)"),
-        CodeCase(_GPTQ.replace("SOURCE", "load_data_shard('./data/fineweb10B_sp1024/fineweb_train_000000.bin')"),
-                 "GPTQ calibration on a training shard"),
-        CodeCase(_VAL_LOADER.replace("args.val_files", "args.train_files"), "the training loader over training shards"),
+        CodeCase("GPTQ calibration on self-generated tokens (#1019)",
+                 _GPTQ.replace("SOURCE", "generate_calibration_tokens(model, 64 * 2048, temperature=0.8)")),
+        CodeCase("GPTQ calibration on a training shard",
+                 _GPTQ.replace("SOURCE", "load_data_shard('./data/fineweb10B_sp1024/fineweb_train_000000.bin')")),
+        CodeCase("the training loader over training shards", _VAL_LOADER.replace("args.val_files", "args.train_files")),
     ]
     INVALID = [
-        CodeCase(_VAL_LOADER, "the training loader reads fineweb_val_* shards", line=12,
+        CodeCase("the training loader reads fineweb_val_* shards", _VAL_LOADER, line=12,
                  message_contains=("loader",)),
-        CodeCase(_GPTQ.replace("SOURCE", "val_tokens[: 64 * 2048 + 1]"), "GPTQ Hessians collected on validation tokens",
+        CodeCase("GPTQ Hessians collected on validation tokens", _GPTQ.replace("SOURCE", "val_tokens[: 64 * 2048 + 1]"),
                  line=24, message_contains=("calibration", "collect_hessians")),
-        CodeCase('''
+        CodeCase("a compile warmup that steps on real validation tokens", '''
             import torch
 
 
@@ -132,21 +132,21 @@ class ValDataInTraining(AstRule):
                     model(chunk[:-1], chunk[1:]).backward()
                     opt.step()
                 model.load_state_dict(snapshot)
-            ''', "a compile warmup that steps on real validation tokens", line=8, severity=Severity.WARNING,
+            ''', line=8, severity=Severity.WARNING,
                  message_contains=("warmup",)),
-        CodeCase('''
+        CodeCase("the training file pattern names validation shards", '''
             import os
 
             DATA = os.environ.get("DATA_PATH", "./data/datasets/fineweb10B_sp1024")
             TRAIN_PATTERN = os.path.join(DATA, "fineweb_val_*.bin")
-            ''', "the training file pattern names validation shards", line=4, message_contains=("fineweb_val",)),
-        CodeCase('''
+            ''', line=4, message_contains=("fineweb_val",)),
+        CodeCase("validation tokens stored in the artifact (paid prefix)", '''
             import torch
 
 
             def save_artifact(model, val_tokens, path):
                 torch.save({"model": model.state_dict(), "prefix": val_tokens[:1_000_000]}, path)
-            ''', "validation tokens stored in the artifact (paid prefix)", line=5, message_contains=("artifact",)),
+            ''', line=5, message_contains=("artifact",)),
     ]
 
     def check(self, program):

@@ -82,7 +82,7 @@ class OutsideDataAtEval(AstRule):
     RULING = Ruling("R-DATA-NO-EXTERNAL-AT-EVAL", source="README FAQ")
 
     VALID = [
-        CodeCase('''
+        CodeCase("tokenizer and validation shards at eval, training data for calibration before serialization", '''
             import numpy as np
             import sentencepiece as spm
 
@@ -98,8 +98,8 @@ class OutsideDataAtEval(AstRule):
 
 
             main()
-            ''', "tokenizer and validation shards at eval, training data for calibration before serialization"),
-        CodeCase('''
+            '''),
+        CodeCase("reloading the checkpoint the script itself wrote", '''
             import torch
 
 
@@ -109,8 +109,8 @@ class OutsideDataAtEval(AstRule):
 
 
             main()
-            ''', "reloading the checkpoint the script itself wrote"),
-        CodeCase('''
+            '''),
+        CodeCase("the host name in a run manifest (no data from outside)", '''
             import json
             import socket
 
@@ -121,10 +121,10 @@ class OutsideDataAtEval(AstRule):
 
 
             write_manifest(1.12)
-            ''', "the host name in a run manifest (no data from outside)"),
+            '''),
     ]
     INVALID = [
-        CodeCase('''
+        CodeCase("an n-gram table downloaded from the hub at eval", '''
             import numpy as np
             from huggingface_hub import hf_hub_download
 
@@ -136,8 +136,8 @@ class OutsideDataAtEval(AstRule):
 
             if __name__ == "__main__":
                 prior = load_ngram_prior()
-            ''', "an n-gram table downloaded from the hub at eval", line=6, message_contains=("hf_hub_download",)),
-        CodeCase('''
+            ''', line=6, message_contains=("hf_hub_download",)),
+        CodeCase("a shell download", '''
             import subprocess
 
 
@@ -146,10 +146,10 @@ class OutsideDataAtEval(AstRule):
 
 
             fetch_tables()
-            ''', "a shell download", line=5, message_contains=("wget",)),
-        CodeCase(_PREFILL, "a bigram table filled from the training shards after the artifact is written", line=16,
+            ''', line=5, message_contains=("wget",)),
+        CodeCase("a bigram table filled from the training shards after the artifact is written", _PREFILL, line=16,
                  message_contains=("training", "line 14")),
-        CodeCase('''
+        CodeCase("a checkpoint that is neither in the folder nor produced by the script", '''
             import torch
 
 
@@ -159,9 +159,9 @@ class OutsideDataAtEval(AstRule):
 
 
             main()
-            ''', "a checkpoint that is neither in the folder nor produced by the script", line=5,
+            ''', line=5,
                  severity=Severity.WARNING, message_contains=("teacher_sp1024.pt",)),
-        CodeCase('''
+        CodeCase("a network library imported but never called", '''
             import requests
 
 
@@ -170,7 +170,7 @@ class OutsideDataAtEval(AstRule):
 
 
             main()
-            ''', "a network library imported but never called", line=1, severity=Severity.INFO,
+            ''', line=1, severity=Severity.INFO,
                  message_contains=("requests",)),
     ]
 

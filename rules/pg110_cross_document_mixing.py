@@ -101,19 +101,19 @@ class CrossDocumentMixing(AstRule):
     RULING = Ruling("R-SMEAR-BOS", date="2026-04-25", source="cocohearts' audit of #1797 (issuecomment-4322526174)")
 
     VALID = [
-        CodeCase(_SMEAR_MASKED, "SmearGate with a not_bos mask from the caller"),
-        CodeCase('''
+        CodeCase("SmearGate with a not_bos mask from the caller", _SMEAR_MASKED),
+        CodeCase("a bigram hash over token ids (not a hidden-state mix)", '''
             import torch
 
 
             def bigram_hash_ids(input_ids, buckets=16384):
                 prev_ids = torch.cat([torch.zeros_like(input_ids[:, :1]), input_ids[:, :-1]], dim=1)
                 return (prev_ids * 1000003 + input_ids) % buckets
-            ''', "a bigram hash over token ids (not a hidden-state mix)"),
+            '''),
     ]
     INVALID = [
-        CodeCase(_SMEAR, "SmearGate without a BOS mask", line=17, message_contains=("BOS",)),
-        CodeCase(_SMEAR, "SmearGate disabled in every logged run", line=17, severity=Severity.INFO,
+        CodeCase("SmearGate without a BOS mask", _SMEAR, line=17, message_contains=("BOS",)),
+        CodeCase("SmearGate disabled in every logged run", _SMEAR, line=17, severity=Severity.INFO,
                  log_hyperparameters={"smear_gate": "False"}, message_contains=("smear_gate=False",)),
     ]
 

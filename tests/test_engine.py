@@ -230,7 +230,7 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cst.MetadataWrapper, "__init__", wrapper_init)
     # the helper's docstring names eval: the unwrapper parses it to look for hidden code, through the context
-    case = CodeCase("import helper_mod\n\nhelper_mod.run()\n",
+    case = CodeCase(code="import helper_mod\n\nhelper_mod.run()\n",
                     files={"helper_mod.py": '"""Called at eval time."""\ndef run():\n    return 1\n'})
     folder = build_code_case_folder(case, tmp_path)
     result = audit_folder(folder, AuditOptions(select=["PG1", "PG202"]))
@@ -242,7 +242,7 @@ def test_code_is_parsed_once_and_helpers_once_each(tmp_path, monkeypatch):
 
 
 def test_missing_code_is_incomplete_never_pass(tmp_path):
-    folder = build_code_case_folder(CodeCase("x = 1\n"), tmp_path)
+    folder = build_code_case_folder(CodeCase(code="x = 1\n"), tmp_path)
     (folder / "train_gpt.py").unlink()
     (folder / "README.md").write_text("# run\n")
     result = audit_folder(folder, AuditOptions(select=["PG1"]))
@@ -263,7 +263,7 @@ print(f"final val_bpb:{eval_val(model, load_validation_tokens('fineweb_val_00000
 
 
 def test_code_without_a_scoring_pass_is_not_recognised_never_pass(tmp_path):
-    folder = build_code_case_folder(CodeCase("x = 1\n"), tmp_path)
+    folder = build_code_case_folder(CodeCase(code="x = 1\n"), tmp_path)
     result = audit_folder(folder, AuditOptions(select=["PG1"]))
     order_rules = [c for c in result.checks if c.code in ("PG101", "PG102", "PG103", "PG107")]
     assert order_rules and all(c.status is CheckStatus.INCOMPLETE and c.reason.startswith("not recognised")
@@ -278,7 +278,7 @@ def test_a_crashing_rule_is_reported_and_the_others_still_run(tmp_path, monkeypa
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(cls, "check", boom)
-    folder = build_code_case_folder(CodeCase(SCORING_PASS), tmp_path)
+    folder = build_code_case_folder(CodeCase(code=SCORING_PASS), tmp_path)
     result = audit_folder(folder, AuditOptions(select=["PG1"]))
     statuses = {c.code: c.status for c in result.checks}
     assert statuses["PG104"] is CheckStatus.ERROR

@@ -20,7 +20,7 @@ from pgolf_audit.rulebase import LAUNCH_DATE, CodeCase, Ruling
 
 def audit(tmp_path, code: str, *, files: dict[str, str] | None = None, logs=None, date: str | None = None,
           select=("PG1",), extra_log_lines: list[str] | None = None):
-    case = CodeCase(textwrap.dedent(code).lstrip("\n"), files=files or {}, log_hyperparameters=logs)
+    case = CodeCase(code=textwrap.dedent(code).lstrip("\n"), files=files or {}, log_hyperparameters=logs)
     folder = build_code_case_folder(case, tmp_path)
     if date is not None:
         (folder / "submission.json").write_text(json.dumps({"date": date, "val_bpb": 1.12}), encoding="utf-8")
