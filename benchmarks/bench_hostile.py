@@ -9,7 +9,10 @@ Builds every input in a temporary directory (from the bundled example record) an
   that script (refused before parsing: more lines than any real script);
 * the full CLI audit of folders whose code crashes or stalls libcst (2,000 nested
   parentheses, 5,000 nested calls, a 10,000- and a 20,000-term sum) and of a readable script
-  with an embedded payload.
+  with an embedded payload;
+* the log and README parsers on lines built to make a regular expression backtrack (each
+  repeated 20 or 10 times; goal: under one second each), a 50 MB single-line log and a long
+  README.
 
     python benchmarks/bench_hostile.py [--keep DIR]
 """
@@ -30,10 +33,22 @@ from pgolf_audit.cases import build_case_folder
 from pgolf_audit.codebytes import account_code
 from pgolf_audit.cstutil import parse_module
 from pgolf_audit.parsers.logs import parse_log
+from pgolf_audit.parsers.readme import parse_readme
 from pgolf_audit.rulebase import FolderCase
 from pgolf_audit.unwrap import UnwrappedCode
 
 LIMIT_S = 10.0  # "within seconds"
+LINE_LIMIT_S = 1.0  # one pathological line, repeated
+
+# Lines shaped to make a log or README pattern backtrack (long runs of what a pattern repeats,
+# a prefix that almost matches, then no match).
+PATHOLOGICAL_LOG_LINES = [
+    "final " + "a b:1 " * 3000, "x " * 9000 + "val_loss:1 val_bpb:2", "step:1/2 " + "t" * 19_000,
+    "a" * 19_000 + " val_loss:1.0 val_bpb:", "budget:" + "1" * 19_000, "Total submission size " + "x " * 9000 + ": 5 bytes",
+    "seed=" + "9" * 19_000, "|" + " 0  NVIDIA " * 1500, "=" * 19_000, "params:1 " + "ws:1 " * 3500,
+]
+PATHOLOGICAL_README_LINES = ["lzma " * 3900, "**" + "a" * 19_000, "** a " * 3900, "val_bpb " * 2400,
+                             "| " * 9000 + "|", "seed 1 " * 2800, "exceeded " * 2100, "1.234 " * 3200]
 
 
 def timed(label: str, action) -> float:
@@ -91,12 +106,19 @@ def main() -> int:
     worst = max(worst, timed("log: 20,000 distinct final metric lines",
                              lambda: f"{len(parse_log(distinct_metric_lines(), 'train.log').runs[0].metrics):,} metrics"))
     timed("code accounting: 100,000 'x = 1' lines (parse + accounting)", lambda: code_accounting(scripts["2026-01-05_HundredThousandLines"]))
+    worst = max(worst, timed("log: one 50 MB line", lambda: f"{parse_log(b'val_bpb:1.0 ' * 4_200_000, 'huge.log').n_lines} line"))
+    slowest_line = 0.0
+    for i, line in enumerate(PATHOLOGICAL_LOG_LINES):
+        slowest_line = max(slowest_line, timed(f"log: pathological line {i} x20", lambda line=line: f"{len(parse_log((line + chr(10)) * 20, 'x.log').runs)} runs"))
+    for i, line in enumerate(PATHOLOGICAL_README_LINES):
+        slowest_line = max(slowest_line, timed(f"README: pathological line {i} x10", lambda line=line: type(parse_readme((line + chr(10)) * 10)).__name__))
+    print(f"slowest pathological line: {slowest_line:.2f} s (goal: under {LINE_LIMIT_S:.0f} s each)")
     for name, folder in folders.items():
         worst = max(worst, timed(f"audit: {name}", lambda folder=folder: cli_audit(folder)))
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
     print(f"slowest: {worst:.2f} s (goal: under {LIMIT_S:.0f} s each)")
-    return 0 if worst < LIMIT_S else 1
+    return 0 if worst < LIMIT_S and slowest_line < LINE_LIMIT_S else 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -90,16 +89,6 @@ def test_every_corpus_log_parses_and_metric_logs_have_a_headline(corpus_logs):
         if {"final_colon", "final_eq"} & set(log.dialects):
             assert any(run.headline is not None for run in log.runs), key
             assert log.runs[-1].headline is not None or any("no post-training" in p for p in log.problems), key
-
-
-def test_corpus_parse_time(corpus_logs):
-    blobs = [(data, log.path) for data, log in corpus_logs.values()]
-    start = time.perf_counter()
-    for data, path in blobs:
-        parse_log(data, path)
-    elapsed = time.perf_counter() - start
-    # about 0.4 s on the 2-core development machine; the bound leaves room for a busy machine
-    assert elapsed < 5.0, elapsed
 
 
 # keyword -> (line pattern, formats that must account for it, lines in the catalogue §2)
@@ -615,9 +604,7 @@ def test_random_binary_input(tmp_path):
 
 
 def test_huge_single_line_is_bounded():
-    start = time.perf_counter()
-    log = parse_log(b"val_bpb:1.0 " * 4_200_000, "huge.log")  # about 50 MB, one line
-    assert time.perf_counter() - start < 5.0
+    log = parse_log(b"val_bpb:1.0 " * 4_200_000, "huge.log")  # about 50 MB, one line (timed in bench_hostile)
     assert log.n_lines == 1 and log.runs == []
     assert "no training or evaluation output" in log.problems
 
@@ -634,10 +621,9 @@ def test_huge_single_line_is_bounded():
     "=" * 19_000,
     "params:1 " + "ws:1 " * 3500,
 ])
-def test_pathological_lines_finish_quickly(line):
-    start = time.perf_counter()
-    parse_log((line + "\n") * 20, "x.log")
-    assert time.perf_counter() - start < 1.0
+def test_pathological_lines_are_parsed(line):
+    # how fast is benchmarks/bench_hostile.py's question; here: every line read, no error
+    assert parse_log((line + "\n") * 20, "x.log").n_lines == 20
 
 
 def test_match_formats_lists_ids_in_table_order():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -178,11 +177,9 @@ def test_odd_input_never_raises(text):
     assert isinstance(parse_readme(text), ReadmeClaims)
 
 
-def test_large_readme_is_fast():
-    text = (README + "\n") * 500
-    start = time.perf_counter()
-    parse_readme(text)
-    assert time.perf_counter() - start < 2.0
+def test_large_readme_keeps_its_claims():
+    # its speed is measured in benchmarks/bench_hostile.py
+    assert parse_readme((README + "\n") * 500).headline_bpb == parse_readme(README).headline_bpb
 
 
 def test_one_line_fence_is_inline_code():
@@ -200,7 +197,6 @@ def test_seed_selection_is_flagged(corpus_readmes):
 
 @pytest.mark.parametrize("line", ["lzma " * 3900, "**" + "a" * 19_000, "** a " * 3900, "val_bpb " * 2400,
                                   "| " * 9000 + "|", "seed 1 " * 2800, "exceeded " * 2100, "1.234 " * 3200])
-def test_pathological_lines_finish_quickly(line):
-    start = time.perf_counter()
-    parse_readme((line + "\n") * 10)
-    assert time.perf_counter() - start < 1.0
+def test_pathological_lines_never_raise(line):
+    # how fast is benchmarks/bench_hostile.py's question
+    assert isinstance(parse_readme((line + "\n") * 10), ReadmeClaims)
