@@ -136,6 +136,42 @@ main()
 '''
 
 
+_ELSE_BRANCH = '''
+import os
+import torch
+
+eval_stride = int(os.environ.get("EVAL_STRIDE", "64"))
+
+
+def eval_val(model, val_tokens):
+    loss_sum = 0.0
+    with torch.inference_mode():
+        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
+    return loss_sum
+
+
+def eval_val_sliding(model, val_tokens, stride):
+    print(f"sliding_eval [windows of stride {stride}]")
+    return eval_val(model, val_tokens)
+
+
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    first = eval_val(model, val_tokens)
+    print("test-time training on the scored tokens")
+    model(val_tokens[:-1], val_tokens[1:]).backward()
+    opt.step()
+    if eval_stride > 0:
+        final = eval_val_sliding(model, val_tokens, eval_stride)
+    else:
+        final = eval_val(model, val_tokens)
+    print(f"final val_bpb:{final:.8f}")
+
+
+main()
+'''
+
+
 class SecondScoringPass(AstRule):
     """Validation tokens are scored again after adaptation, or the better of passes is kept.
 
@@ -243,6 +279,11 @@ class SecondScoringPass(AstRule):
         CodeCase("an extra pass behind `eval_stride != 64` with the log at stride 64", _STRIDE_BRANCH, line=21,
                  severity=Severity.INFO, log_hyperparameters={"eval_stride": "64"},
                  log_lines=("final_sliding_window val_bpb:1.1200 stride:64 eval_time:5000ms",),
+                 message_contains=("disabled in every logged run", "eval_stride=64")),
+        # the line the if-branch's pass prints is no evidence that the else branch ran
+        CodeCase("a re-score in the else of `if eval_stride > 0` with the log at stride 64", _ELSE_BRANCH, line=28,
+                 severity=Severity.INFO, log_hyperparameters={"eval_stride": "64"},
+                 log_lines=("test-time training on the scored tokens", "sliding_eval [windows of stride 64]"),
                  message_contains=("disabled in every logged run", "eval_stride=64")),
     ]
 

@@ -165,13 +165,14 @@ class PrintedEvidence:
         ``enclosing`` those of the blocks around it too, and every statement of the functions
         those call (a few levels deep)."""
         func, stmt = site.func, site.stmt
-        guards = tuple(id(t) for t, _taken in stmt.guards)
+        # a guard is its test and the branch taken: the else of `if stride > 0` is not its if
+        guards = tuple((id(t), taken) for t, taken in stmt.guards)
         chosen = [stmt]
         if guards or enclosing:
             for s in self.program.statements(func):
                 if s is stmt:
                     continue
-                own = tuple(id(t) for t, _taken in s.guards)
+                own = tuple((id(t), taken) for t, taken in s.guards)
                 inside = bool(guards) and own[:len(guards)] == guards
                 around = enclosing and own == guards[:len(own)]
                 if inside or around:
