@@ -70,8 +70,10 @@ class OutsideDataAtEval(AstRule):
 
     Known limitations:
         A path assembled at run time is not resolved; only literal names are checked
-        against the folder. The "evaluation" phase starts at the first quantization or
-        serialization outside a loop in the entry code.
+        against the folder. The "evaluation" phase starts after the last quantization or
+        serialization outside a loop in the entry code: a training read that more training
+        or another serialization follows (a start-up size check, a debug snapshot, GPTQ
+        calibration) is still part of making the artifact.
     """
 
     CODE = "PG109"
@@ -121,6 +123,25 @@ class OutsideDataAtEval(AstRule):
 
 
             write_manifest(1.12)
+            '''),
+        CodeCase("a start-up size check quantizes the initial model; training and the artifact follow", '''
+            import torch
+
+
+            def main():
+                blob = serialize_artifact(model)
+                assert len(blob) < 16_000_000, "would not fit"
+                train_loader = DistributedTokenLoader("./data/datasets/fineweb10B_sp1024/fineweb_train_*.bin", 0, 8)
+                for step in range(1000):
+                    x, y = train_loader.next_batch()
+                    model(x, y).backward()
+                    opt.step()
+                final_blob = serialize_artifact(model)
+                val_tokens = load_validation_tokens("./data/datasets/fineweb10B_sp1024/fineweb_val_*.bin")
+                print(f"final val_bpb:{eval_val(model, val_tokens):.8f}")
+
+
+            main()
             '''),
     ]
     INVALID = [
@@ -238,8 +259,11 @@ class OutsideDataAtEval(AstRule):
                 eval_funcs.add(f)
         candidates = []
         for func in program.functions:
-            for ev in analysis.events.get(func, ()):
+            events = analysis.events.get(func, ())
+            for ev in events:
                 if ev.kind != "read" or "TRAIN" not in analysis.roots(ev.origins, func):
+                    continue
+                if ev.after_artifact and _still_training(analysis, func, events, ev):
                     continue
                 if ev.after_artifact or func in eval_funcs:
                     candidates.append((len(ev.inner), func, ev))
@@ -258,6 +282,20 @@ class OutsideDataAtEval(AstRule):
                 f"{d.snippet(ev.site)} at {d.where(ev.site)}{d.via(ev)} reads training data {why}: evaluation may "
                 f"not access the training set (R-DATA-NO-EXTERNAL-AT-EVAL)"),
                 related=list(ev.inner))
+
+
+def _still_training(analysis, func, events, read) -> bool:
+    """The artifact is the last serialization: a training read followed by a weight update on
+    training data or by another quantization outside a loop (a start-up size check, a debug
+    snapshot, GPTQ calibration before the final write) comes before the artifact."""
+    for e in events:
+        if e.seq <= read.seq:
+            continue
+        if e.kind == "quant" and not e.loops:
+            return True
+        if e.kind == "update" and "TRAIN" in analysis.roots(e.origins, func):
+            return True
+    return False
 
 
 def _first_quant(analysis, func) -> str:
