@@ -85,6 +85,40 @@ def ngram_eval(val_np, model_logp, order=3, mask=(1 << 22) - 1):
 '''
 
 
+_CONFIG_LINE = '''
+import os
+import torch
+
+use_ttt = bool(int(os.environ.get("USE_TTT", "0")))
+ttt_lora_rank = int(os.environ.get("TTT_LORA_RANK", "56"))
+
+
+def eval_val(model, val_tokens):
+    loss_sum = 0.0
+    with torch.inference_mode():
+        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
+    return loss_sum
+
+
+def ttt_pass(model, val_tokens):
+    print(f"ttt_lora_rank:{ttt_lora_rank}")
+    model(val_tokens[:-1], val_tokens[1:]).backward()
+    opt.step()
+    return eval_val(model, val_tokens)
+
+
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    final = eval_val(model, val_tokens)
+    if use_ttt:
+        final = ttt_pass(model, val_tokens)
+    print(f"final val_bpb:{final:.8f}")
+
+
+main()
+'''
+
+
 class AdaptOnUnscoredVal(AstRule):
     """Weights or caches adapt on validation tokens before those tokens are scored.
 
@@ -154,6 +188,11 @@ class AdaptOnUnscoredVal(AstRule):
                  log_hyperparameters={"prequant_ttt_epochs": "0"}, message_contains=("prequant_ttt_epochs=0",)),
         CodeCase("a count table filled from all validation tokens before the scoring pass", _TWO_PASS_CACHE,
                  line=8, message_contains=("cache",)),
+        # the configuration dump prints `ttt_lora_rank: 56` whatever path runs: no evidence that
+        # the TTT pass ran
+        CodeCase("a TTT pass behind a flag only the code default turns off, its setting in the config dump",
+                 _CONFIG_LINE, line=17, severity=Severity.WARNING, log_hyperparameters={"ttt_lora_rank": "56"},
+                 message_contains=("disabled only by the code default",)),
     ]
 
     def check(self, program):

@@ -142,7 +142,9 @@ def build_program(ctx: "AuditContext", hooks: dict | None = None) -> CodeProgram
 
 
 def _outputs(ctx: "AuditContext") -> list[RunOutput]:
-    """Each evidence run's printed lines, without the source dump many logs start with."""
+    """Each evidence run's printed lines, without the source dump many logs start with and
+    without the hyperparameter lines (a dump of the configuration, `ttt_lora_rank: 56`, says
+    what the run was given, not which code path ran: the flag values decide that)."""
     out: list[RunOutput] = []
     try:
         runs = ctx.evidence_runs
@@ -154,9 +156,10 @@ def _outputs(ctx: "AuditContext") -> list[RunOutput]:
             continue
         dumps = run.log.source_dumps
         first, last = run.record.first_line, run.record.last_line
+        configuration = set((getattr(run.record, "hyperparameter_lines", {}) or {}).values())
         lines = []
         for number, line in enumerate(text.splitlines()[first - 1:last], start=first):
-            if any(a <= number <= b for a, b in dumps):
+            if number in configuration or any(a <= number <= b for a, b in dumps):
                 continue
             lines.append((number, line))
         out.append(RunOutput(run.path, lines))
