@@ -70,6 +70,27 @@ main()
 '''
 
 
+_VAL_ONLY = '''
+import glob
+import os
+
+
+class Hyperparameters:
+    val_only = bool(int(os.environ.get("VAL_ONLY", "0")))
+    train_files = os.path.join("./data", "fineweb_val_*.bin" if val_only else "fineweb_train_*.bin")
+
+
+def main():
+    args = Hyperparameters()
+    print("peak memory allocated: 1 MiB")
+    actual_train_files = len(glob.glob("./data/fineweb_val_*.bin" if args.val_only else "./data/fineweb_train_*.bin"))
+    print(f"training shards: {actual_train_files}")
+
+
+main()
+'''
+
+
 class ValDataInTraining(AstRule):
     """Validation data feeds training, calibration or the artifact.
 
@@ -119,6 +140,16 @@ class ValDataInTraining(AstRule):
     INVALID = [
         CodeCase("the training loader reads fineweb_val_* shards", _VAL_LOADER, line=12,
                  message_contains=("loader",)),
+        # the validation shards are one side of a conditional: the logged flag picks the other
+        CodeCase("training files chosen by a VAL_ONLY flag the log shows off", _VAL_ONLY, line=7,
+                 severity=Severity.INFO, log_hyperparameters={"val_only": "False"},
+                 message_contains=("disabled in every logged run", "val_only=False")),
+        # a line printed on the way shows that the statement ran, not which side it took
+        CodeCase("the shard count of a VAL_ONLY choice the log shows off, after a printed line", _VAL_ONLY,
+                 line=13, severity=Severity.INFO, log_hyperparameters={"val_only": "False"},
+                 log_lines=("peak memory allocated: 1 MiB",), message_contains=("disabled in every logged run",)),
+        CodeCase("training files chosen by a VAL_ONLY flag the log shows on", _VAL_ONLY, line=7,
+                 log_hyperparameters={"val_only": "True"}, message_contains=("enabled in", "val_only=True")),
         CodeCase("GPTQ Hessians collected on validation tokens", _GPTQ.replace("SOURCE", "val_tokens[: 64 * 2048 + 1]"),
                  line=24, message_contains=("calibration", "collect_hessians")),
         CodeCase("a compile warmup that steps on real validation tokens", '''
@@ -234,7 +265,8 @@ class ValDataInTraining(AstRule):
                     site = Site(func, s)
                     yield self.hit(site, (
                         f"{d.snippet(site)} at {d.where(site)} points the training data at validation shards "
-                        f"(fineweb_val): training may not read validation data (R-DATA-NO-VAL-IN-TRAINING)"))
+                        f"(fineweb_val): training may not read validation data (R-DATA-NO-VAL-IN-TRAINING)"),
+                        weights=[(w, func) for w in _choosing_conditions(s.value)])
             for cls_stmt in ir.walk_statements(func.body):
                 if isinstance(cls_stmt, ir.ClassS):
                     for s in cls_stmt.cls.body:
@@ -245,7 +277,49 @@ class ValDataInTraining(AstRule):
                             yield self.hit(site, (
                                 f"{d.snippet(site)} at {d.where(site)} points the training data at validation "
                                 f"shards (fineweb_val): training may not read validation data "
-                                f"(R-DATA-NO-VAL-IN-TRAINING)"))
+                                f"(R-DATA-NO-VAL-IN-TRAINING)"),
+                                weights=[(_as_class_attributes(w, cls_stmt.cls.body), func)
+                                         for w in _choosing_conditions(s.value)])
+
+
+def _choosing_conditions(x: ir.X) -> list[ir.X]:
+    """The condition that picks the validation shards when they are one side of a conditional
+    expression (`"fineweb_val_*.bin" if val_only else "fineweb_train_*.bin"`): the path is
+    taken only where it holds, so a run with it false did not train on them. Empty when the
+    validation name appears anywhere else in ``x``."""
+    found: list[ir.X] = []
+    for y in ir.walk(x):
+        if isinstance(y, ir.IfExpr) and not _names_val_files(y.test):
+            in_body, in_else = _names_val_files(y.body), _names_val_files(y.orelse)
+            if in_body != in_else:
+                found.append(y.test if in_body else ir.UnOp(None, "not", y.test))
+    if len(found) != 1 or _names_val_files(_without_conditionals(x)):
+        return []
+    return found
+
+
+def _as_class_attributes(x: ir.X, body: list) -> ir.X:
+    """A condition written in a class body (`val_only` in `class Hyperparameters`) reads the
+    class's own attribute: spelled as one, the flag evaluator finds its default and logged value."""
+    own = {t.id for s in body if isinstance(s, ir.Assign) for t in s.targets if isinstance(t, ir.Name)}
+    if isinstance(x, ir.Name) and x.id in own:
+        return ir.Attr(None, ir.Name(None, "cls"), x.id)
+    if isinstance(x, ir.UnOp):
+        return ir.UnOp(None, x.op, _as_class_attributes(x.operand, body))
+    return x
+
+
+def _without_conditionals(x: ir.X) -> ir.X:
+    """``x`` with every conditional expression replaced by its test (for a search outside them)."""
+    if isinstance(x, ir.IfExpr):
+        return x.test
+    if isinstance(x, ir.Call):
+        return ir.Seq(None, "tuple", [_without_conditionals(a) for a in [x.func, *x.args, *x.kwargs.values()]])
+    if isinstance(x, (ir.BinOp, ir.BoolOp)):
+        return ir.Seq(None, "tuple", [_without_conditionals(x.left), _without_conditionals(x.right)])
+    if isinstance(x, ir.Seq):
+        return ir.Seq(None, x.kind, [_without_conditionals(i) for i in x.items])
+    return x
 
 
 def _names_val_files(x: ir.X) -> bool:

@@ -65,11 +65,15 @@ def to_finding(rule: "AstRule", hit: Hit, program: "CodeProgram", ctx: "AuditCon
         # a callee) is behind that function's own guards, decided on their own
         here = [s for s in hit.also_guarded_by if s.func is hit.site.func]
         elsewhere = [s for s in hit.also_guarded_by if s.func is not hit.site.func and s.stmt is not None]
-        gate = program.gates.gate(hit.site.func, hit.site.stmt, hit.weights,
-                                  extra_guards=tuple(g for s in here for g in (s.stmt.guards if s.stmt else ())))
+        extra = tuple(g for s in here for g in (s.stmt.guards if s.stmt else ()))
+        gate = program.gates.gate(hit.site.func, hit.site.stmt, hit.weights, extra_guards=extra)
         # the guards of the other sites here are part of the gate, so a printed line must show
-        # each of them ran, not only the flagged one
-        severity, note, logs = decide(severity, gate, program, [hit.site, *here])
+        # each of them ran, not only the flagged one; where a weight alone switches the path
+        # off (`"val" if val_only else "train"` with val_only false), a line showing that the
+        # statement ran says nothing of the value it took
+        by_weight = bool(hit.weights) and _off_in_every_run(gate) and not _off_in_every_run(
+            program.gates.gate(hit.site.func, hit.site.stmt, [], extra_guards=extra))
+        severity, note, logs = decide(severity, gate, program, [] if by_weight else [hit.site, *here])
         for other in elsewhere:
             if not other.stmt.guards or severity is Severity.INFO:
                 continue
@@ -93,6 +97,10 @@ def to_finding(rule: "AstRule", hit: Hit, program: "CodeProgram", ctx: "AuditCon
         values["ruling"] = ruling.describe()
     return rule.finding(message, location=site_location(hit.site, ctx), excerpt=site_excerpt(hit.site),
                         values=values, related=related, severity=severity)
+
+
+def _off_in_every_run(gate: Gate) -> bool:
+    return bool(gate.outcomes) and all(o.enabled is False for o in gate.outcomes)
 
 
 def _flag_uses(gate: Gate):
