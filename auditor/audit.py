@@ -246,9 +246,11 @@ def _audit_isolated(work: list[tuple[str, AuditOptions, str]], jobs: int,
                 workers.append(w)
                 index, args = pending.pop()
                 if not w.give(index, args, time_limit_s):
-                    pending.append((index, args))
+                    # a worker that cannot take its first folder: that folder is not retried forever
                     workers.remove(w)
                     w.stop(kill=True)
+                    outcomes[index] = (args[0], _unauditable_result(
+                        args[0], args[2], "no analysing process could be started"), None)
             busy = [w for w in workers if w.index is not None]
             if not busy:
                 continue
