@@ -8,7 +8,11 @@ run's output, that path ran in that run (``lora_ttt_batched: short=...`` in the 
 
 Only literal fragments that identify the path count: at least ``MIN_FRAGMENT`` characters,
 printed nowhere else in the program, and matched against the run's output lines outside
-the source-code dump (many scripts log their own source first).
+the source-code dump (many scripts log their own source first) and the hyperparameter lines.
+The matching line must read as the whole template line of that print, and no print off the
+path may be able to produce it (`stride:{s} eval_time:` prints `stride:64 eval_time:` too).
+A statement's path is its guards with the branch taken: what an if-branch prints says
+nothing of its else.
 """
 
 from __future__ import annotations
@@ -27,16 +31,11 @@ _LETTER_RE = re.compile(r"[A-Za-z]{3}")
 
 @dataclass
 class RunOutput:
-    """What one run printed: its log lines outside the source dump, with line numbers."""
+    """What one run printed: its log lines outside the source dump and the hyperparameter
+    lines, with line numbers."""
 
     path: str
     lines: list[tuple[int, str]] = field(default_factory=list)
-
-    def find(self, fragment: str) -> int | None:
-        for number, text in self.lines:
-            if fragment in text:
-                return number
-        return None
 
 
 @dataclass(frozen=True)
