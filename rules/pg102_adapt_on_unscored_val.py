@@ -6,6 +6,8 @@ from pgolf_audit.engine import describe as d
 from pgolf_audit.model import Severity
 from pgolf_audit.rulebase import AstRule, CodeCase, Ruling
 
+from .pg103_second_scoring_pass import scoring_script
+
 _PREQUANT = '''
 import os
 import torch
@@ -85,21 +87,10 @@ def ngram_eval(val_np, model_logp, order=3, mask=(1 << 22) - 1):
 '''
 
 
-_CONFIG_LINE = '''
-import os
-import torch
-
-use_ttt = bool(int(os.environ.get("USE_TTT", "0")))
-ttt_lora_rank = int(os.environ.get("TTT_LORA_RANK", "56"))
-
-
-def eval_val(model, val_tokens):
-    loss_sum = 0.0
-    with torch.inference_mode():
-        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
-    return loss_sum
-
-
+_CONFIG_LINE = scoring_script(
+    flags=('use_ttt = bool(int(os.environ.get("USE_TTT", "0")))\n'
+           'ttt_lora_rank = int(os.environ.get("TTT_LORA_RANK", "56"))'),
+    body='''
 def ttt_pass(model, val_tokens):
     print(f"ttt_lora_rank:{ttt_lora_rank}")
     model(val_tokens[:-1], val_tokens[1:]).backward()
@@ -116,7 +107,7 @@ def main():
 
 
 main()
-'''
+''')
 
 
 class AdaptOnUnscoredVal(AstRule):

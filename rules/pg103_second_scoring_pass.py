@@ -79,20 +79,24 @@ def calibrated_eval(logits, val_targets):
 '''
 
 
-_GUARDED_UPDATE = '''
-import os
-import torch
+def scoring_script(flags: str, body: str) -> str:
+    """An example script: ``flags`` read from the environment, the one-pass ``eval_val`` the
+    examples score with, then ``body`` (its functions and ``main``)."""
+    body = body.lstrip("\n")
+    return f"\nimport os\nimport torch\n\n{flags}\n\n\n{_EVAL_VAL}\n\n{body}"
 
-ttt_rank = int(os.environ.get("TTT_RANK", "0"))
 
-
-def eval_val(model, val_tokens):
+_EVAL_VAL = '''def eval_val(model, val_tokens):
     loss_sum = 0.0
     with torch.inference_mode():
         loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
     return loss_sum
+'''
 
 
+_GUARDED_UPDATE = scoring_script(
+    flags='ttt_rank = int(os.environ.get("TTT_RANK", "0"))',
+    body='''
 def main():
     val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
     print("starting the final evaluation passes")
@@ -105,22 +109,11 @@ def main():
 
 
 main()
-'''
+''')
 
-_STRIDE_BRANCH = '''
-import os
-import torch
-
-eval_stride = int(os.environ.get("EVAL_STRIDE", "64"))
-
-
-def eval_val(model, val_tokens):
-    loss_sum = 0.0
-    with torch.inference_mode():
-        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
-    return loss_sum
-
-
+_STRIDE_BRANCH = scoring_script(
+    flags='eval_stride = int(os.environ.get("EVAL_STRIDE", "64"))',
+    body='''
 def main():
     val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
     bpb = eval_val(model, val_tokens)
@@ -133,23 +126,12 @@ def main():
 
 
 main()
-'''
+''')
 
 
-_ELSE_BRANCH = '''
-import os
-import torch
-
-eval_stride = int(os.environ.get("EVAL_STRIDE", "64"))
-
-
-def eval_val(model, val_tokens):
-    loss_sum = 0.0
-    with torch.inference_mode():
-        loss_sum += model(val_tokens[:-1], val_tokens[1:]).item()
-    return loss_sum
-
-
+_ELSE_BRANCH = scoring_script(
+    flags='eval_stride = int(os.environ.get("EVAL_STRIDE", "64"))',
+    body='''
 def eval_val_sliding(model, val_tokens, stride):
     print(f"sliding_eval [windows of stride {stride}]")
     return eval_val(model, val_tokens)
@@ -169,7 +151,7 @@ def main():
 
 
 main()
-'''
+''')
 
 
 class SecondScoringPass(AstRule):
