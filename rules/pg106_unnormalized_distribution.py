@@ -186,7 +186,7 @@ def _normalised_later(s, func, program) -> bool:
                         and y.func.base.names & outs:
                     return True
         if isinstance(x, ir.Call):
-            name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+            name = ir.call_name(x)
             if name in ("softmax", "log_softmax", "normalize") and any(a.names & outs for a in x.args):
                 return True
     return False

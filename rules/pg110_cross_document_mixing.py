@@ -140,7 +140,7 @@ def _shifts(func, program):
         if isinstance(x, ir.Sub) and _drops_last(x) and _hidden(x.base):
             yield s, x
         elif isinstance(x, ir.Call):
-            name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+            name = ir.call_name(x)
             if name == "roll":
                 # torch.roll(h, 1, dims=1) or h.roll(1, 1)
                 as_function = isinstance(x.func, ir.Name) or ir.render(x.func.base) == "torch"

@@ -228,8 +228,7 @@ class CallShape:
                  "constructor", "path", "eval_name", "stateful", "quant", "read")
 
     def __init__(self, x: ir.Call, qual: str):
-        fx = x.func
-        method = fx.attr if isinstance(fx, ir.Attr) else (fx.id if isinstance(fx, ir.Name) else "")
+        method = ir.call_name(x)
         last = last_part(qual)
         name = method or qual
         self.qual, self.method = qual, method
@@ -1494,7 +1493,7 @@ class Simulation:
             return None
         for y in ir.walk(value):
             if isinstance(y, ir.Call):
-                name = y.func.attr if isinstance(y.func, ir.Attr) else (y.func.id if isinstance(y.func, ir.Name) else "")
+                name = ir.call_name(y)
                 if name not in _CHEAP_CALLS:
                     return None  # computed right here
         times = [st.computed[n] for n in value.names if n in st.computed]
@@ -1802,7 +1801,7 @@ def _has_effect_syntax(func: ir.FunctionIR, program: Program) -> bool:
                                                                             or TRAIN_FILE_RE.search(x.value)):
                     result = True
                 elif isinstance(x, ir.Call):
-                    name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+                    name = ir.call_name(x)
                     if name in _EFFECT_METHODS or name in _LOSS_CALLS or GENERATE_RE.search(name) \
                             or QUANT_CALL_RE.search(name) or READ_CALL_RE.search(name) or _EVAL_NAME_RE.search(name) \
                             or name in ("min", "max", "sorted") or x.kwargs.get("requires_grad") is not None:

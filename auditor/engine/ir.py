@@ -247,6 +247,12 @@ class Other(X):
         yield from self.parts
 
 
+def call_name(call: Call) -> str:
+    """The called name without its receiver: `print`, `zeros` for `torch.zeros`; "" otherwise."""
+    f = call.func
+    return f.attr if isinstance(f, Attr) else (f.id if isinstance(f, Name) else "")
+
+
 def walk(x: X | None) -> Iterator[X]:
     """Every expression inside ``x`` (``x`` first), without descending into lambdas."""
     if x is None:

@@ -50,14 +50,9 @@ class Printed:
         return f"`{self.fragment.strip()}` printed at {self.log}:{self.line}"
 
 
-def _call_name(call: ir.Call) -> str:
-    f = call.func
-    return f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
-
-
 def _template(call: ir.Call) -> str | None:
     """The literal text a print call emits, with ``{}`` where values go."""
-    if not _PRINT_NAME_RE.match(_call_name(call)) or not call.args:
+    if not _PRINT_NAME_RE.match(ir.call_name(call)) or not call.args:
         return None
     first = call.args[0]
     if not isinstance(first, ir.Const) or not isinstance(first.value, str):

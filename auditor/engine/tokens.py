@@ -324,8 +324,7 @@ def value_names(x: ir.X) -> set[str]:
     while stack:
         y = stack.pop()
         if isinstance(y, ir.Call):
-            f = y.func
-            name = f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
+            name = ir.call_name(y)
             if name in _SIZE_CALLS:
                 continue
         elif isinstance(y, ir.Attr) and y.attr in _SIZE_ATTRS:
@@ -364,8 +363,7 @@ def loss_target_names(program: Program, func: ir.FunctionIR) -> set[str]:
     for _s, x in program.expressions(func):
         if not isinstance(x, ir.Call):
             continue
-        f = x.func
-        name = f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")
+        name = ir.call_name(x)
         spec = _LOSS_TARGET_ARG.get(name)
         if spec is None:
             continue
@@ -403,14 +401,13 @@ def _allocation(x: ir.X) -> bool:
     """``torch.zeros(...)``, ``np.empty(...)``: a buffer whose content comes later."""
     if not isinstance(x, ir.Call):
         return False
-    f = x.func
-    return (f.attr if isinstance(f, ir.Attr) else (f.id if isinstance(f, ir.Name) else "")) in _ALLOCATIONS
+    return ir.call_name(x) in _ALLOCATIONS
 
 
 def _inside_log(top: ir.X, target: ir.X) -> bool:
     for x in ir.walk(top):
         if isinstance(x, ir.Call):
-            name = x.func.attr if isinstance(x.func, ir.Attr) else (x.func.id if isinstance(x.func, ir.Name) else "")
+            name = ir.call_name(x)
             if name in _LOG_CALLS and any(y is target for a in x.args for y in ir.walk(a)):
                 return True
     return False
