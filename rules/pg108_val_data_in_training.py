@@ -287,13 +287,16 @@ def _choosing_conditions(x: ir.X) -> list[ir.X]:
     expression (`"fineweb_val_*.bin" if val_only else "fineweb_train_*.bin"`): the path is
     taken only where it holds, so a run with it false did not train on them. Empty when the
     validation name appears anywhere else in ``x``."""
+    everywhere = _val_file_names(x)
     found: list[ir.X] = []
+    chosen: set[int] = set()
     for y in ir.walk(x):
-        if isinstance(y, ir.IfExpr) and not _names_val_files(y.test):
-            in_body, in_else = _names_val_files(y.body), _names_val_files(y.orelse)
-            if in_body != in_else:
+        if isinstance(y, ir.IfExpr) and not _val_file_names(y.test):
+            in_body, in_else = _val_file_names(y.body), _val_file_names(y.orelse)
+            if bool(in_body) != bool(in_else):
                 found.append(y.test if in_body else ir.UnOp(None, "not", y.test))
-    if len(found) != 1 or _names_val_files(_without_conditionals(x)):
+                chosen = in_body or in_else
+    if len(found) != 1 or chosen != everywhere:
         return []
     return found
 
@@ -309,28 +312,22 @@ def _as_class_attributes(x: ir.X, body: list) -> ir.X:
     return x
 
 
-def _without_conditionals(x: ir.X) -> ir.X:
-    """``x`` with every conditional expression replaced by its test (for a search outside them)."""
-    if isinstance(x, ir.IfExpr):
-        return x.test
-    if isinstance(x, ir.Call):
-        return ir.Seq(None, "tuple", [_without_conditionals(a) for a in [x.func, *x.args, *x.kwargs.values()]])
-    if isinstance(x, (ir.BinOp, ir.BoolOp)):
-        return ir.Seq(None, "tuple", [_without_conditionals(x.left), _without_conditionals(x.right)])
-    if isinstance(x, ir.Seq):
-        return ir.Seq(None, x.kind, [_without_conditionals(i) for i in x.items])
-    return x
-
-
 def _names_val_files(x: ir.X) -> bool:
+    return bool(_val_file_names(x))
+
+
+def _val_file_names(x: ir.X) -> set[int]:
+    """The parts of ``x`` that name validation shards: a `fineweb_val` literal or a variable
+    named like a validation file list or pattern."""
+    found = set()
     for y in ir.walk(x):
         if isinstance(y, ir.Const) and isinstance(y.value, str) and VAL_FILE_RE.search(y.value):
-            return True
-        if isinstance(y, (ir.Name, ir.Attr)):
+            found.add(id(y))
+        elif isinstance(y, (ir.Name, ir.Attr)):
             name = y.id if isinstance(y, ir.Name) else y.attr
             if VAL_NAME_RE.match(name) and ("file" in name or "pattern" in name or "path" in name):
-                return True
-    return False
+                found.add(id(y))
+    return found
 
 
 def _calibrates(func, program) -> bool:
