@@ -17,10 +17,11 @@ Per function, this module finds:
 * **table reads** whose index is computed from the target: count tables (incremented
   somewhere in the code, or named like counts/tables/caches) and property tables (`is_ws`,
   `is_boundary`), excluding the model's own distribution (logits, probs) and the byte
-  lookup tables of the bpb denominator. A read whose target is an index dimension of its
-  own beside a target-free context (`counts[prev, y]`) is marked ``target_dimension``: it
-  reads a row over the vocabulary at the target, which is how any distribution is scored;
-  a key that mixes the target into the context (`hash(ctx) ^ tgt * P`) is not.
+  lookup tables of the bpb denominator. A read indexed by the target itself (renamed,
+  converted, one element of the targets), alone or beside a target-free context
+  (`uni[y]`, `counts[prev, y]`), is marked ``target_dimension``: it reads a row over the
+  vocabulary at the target, which is how any distribution is scored; a key that mixes the
+  target into the context (`hash(ctx) ^ tgt * P`) is not.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class TableRead:
     table: str
     kind: str              # "count" or "property"
     key: str               # rendered index
-    # the target is an index dimension of its own next to a target-free context
-    # (`counts[prev, y]`, `table[ctx][tgt]`): a row over the vocabulary read at the target,
+    # the index parts that involve the target are the target itself (`uni[y]`,
+    # `counts[prev, y]`, `table[ctx][tgt]`): a row over the vocabulary read at the target,
     # as a model's distribution is; not a key that mixes the target into the context
     target_dimension: bool = False
 
