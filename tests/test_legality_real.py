@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from benchmark_modules import load
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "legality_real.py"
-_spec = importlib.util.spec_from_file_location("legality_real", _PATH)
-lr = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = lr  # dataclasses look their module up there
-_spec.loader.exec_module(lr)
+lr = load("legality_real")
 
 REFS = {"PG901": {"R-A", "R-B"}, "PG902": {"R-C"}}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark_modules import load
 from pgolf_audit.parsers.log_formats import FORMAT_IDS
 from pgolf_audit.parsers.logs import (
     NUM,
@@ -609,18 +610,7 @@ def test_huge_single_line_is_bounded():
     assert "no training or evaluation output" in log.problems
 
 
-@pytest.mark.parametrize("line", [
-    "final " + "a b:1 " * 3000,
-    "x " * 9000 + "val_loss:1 val_bpb:2",
-    "step:1/2 " + "t" * 19_000,
-    "a" * 19_000 + " val_loss:1.0 val_bpb:",
-    "budget:" + "1" * 19_000,
-    "Total submission size " + "x " * 9000 + ": 5 bytes",
-    "seed=" + "9" * 19_000,
-    "|" + " 0  NVIDIA " * 1500,
-    "=" * 19_000,
-    "params:1 " + "ws:1 " * 3500,
-])
+@pytest.mark.parametrize("line", load("bench_hostile").PATHOLOGICAL_LOG_LINES)
 def test_pathological_lines_are_parsed(line):
     # how fast is benchmarks/bench_hostile.py's question; here: every line read, no error
     assert parse_log((line + "\n") * 20, "x.log").n_lines == 20

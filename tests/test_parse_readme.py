@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark_modules import load
 from pgolf_audit.parsers.readme import ReadmeClaims, parse_readme
 
 
@@ -195,8 +196,7 @@ def test_seed_selection_is_flagged(corpus_readmes):
     assert "val data" in {k for k, _ in depth.keywords}  # "829 steps of AdamW on validation data"
 
 
-@pytest.mark.parametrize("line", ["lzma " * 3900, "**" + "a" * 19_000, "** a " * 3900, "val_bpb " * 2400,
-                                  "| " * 9000 + "|", "seed 1 " * 2800, "exceeded " * 2100, "1.234 " * 3200])
+@pytest.mark.parametrize("line", load("bench_hostile").PATHOLOGICAL_README_LINES)
 def test_pathological_lines_never_raise(line):
     # how fast is benchmarks/bench_hostile.py's question
     assert isinstance(parse_readme((line + "\n") * 10), ReadmeClaims)
