@@ -30,6 +30,40 @@ def eval_doc_ttt(model, val_tokens, doc_bounds, args):
 
 _FIRST_ENCOUNTER = _MULTI_EPOCH.replace("if epoch == args.ttt_epochs - 1:", "if epoch == 0:")
 
+# every epoch walks the document's chunks score-first, but from the second epoch on each
+# chunk was trained on in the epoch before; the last epoch's loss is reported (#568)
+_EPOCHS_OVER_CHUNKS = '''
+import torch
+
+
+def eval_doc_chunks_ttt(model, val_tokens, doc_bounds, args):
+    nll_sum = 0.0
+    for lo, hi in doc_bounds:
+        lora = model.new_lora()
+        opt = torch.optim.Adam(lora.parameters(), lr=args.ttt_lr)
+        doc_nll = 0.0
+        for epoch in range(args.ttt_epochs):
+            doc_nll = 0.0
+            for c in range(lo, hi, args.chunk):
+                x = val_tokens[c : c + args.chunk]
+                y = val_tokens[c + 1 : c + args.chunk + 1]
+                loss = model(x, y, lora=lora)
+                doc_nll += loss.item()
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+        nll_sum += doc_nll
+    return nll_sum
+
+
+def main():
+    val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
+    print(f"final val_loss:{eval_doc_chunks_ttt(model, val_tokens, find_docs(val_tokens), args):.8f}")
+
+
+main()
+'''
+
 _TWO_PASS = '''
 def main():
     val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
@@ -195,6 +229,9 @@ class SecondScoringPass(AstRule):
 
     VALID = [
         CodeCase("per-document multi-epoch TTT scoring only the first epoch", _FIRST_ENCOUNTER),
+        CodeCase("epochs over a document's chunks, scored only in the first epoch",
+                 _EPOCHS_OVER_CHUNKS.replace("                doc_nll += loss.item()",
+                                             "                if epoch == 0:\n                    doc_nll += loss.item()")),
         CodeCase("a sliding-window pass, then score-first TTT on the reloaded artifact", '''
             def main():
                 val_tokens = load_validation_tokens("./data/fineweb10B_sp1024/fineweb_val_*.bin")
@@ -245,6 +282,8 @@ class SecondScoringPass(AstRule):
     INVALID = [
         CodeCase("per-document LoRA TTT reporting the last epoch's loss", _MULTI_EPOCH, line=13,
                  message_contains=("epoch", "line 15")),
+        CodeCase("epochs over a document's chunks, each scored first in every epoch, reporting the last",
+                 _EPOCHS_OVER_CHUNKS, line=16, message_contains=("earlier epoch", "line 17", "line 10")),
         CodeCase("score-first TTT, then a sliding-window re-score of the adapted model", _TWO_PASS, line=4,
                  message_contains=("line 3",)),
         CodeCase("the better of a sliding and a TTT pass", _KEEP_BEST, line=5, message_contains=("min",)),

@@ -98,7 +98,10 @@ class CrossDocumentMixing(AstRule):
     NAME = "cross-document-mixing"
     SEVERITY = Severity.ERROR
     REFERENCES = ("R-SMEAR-BOS", "R-EVAL-C1-CAUSAL")
-    RULING = Ruling("R-SMEAR-BOS", date="2026-04-25", source="cocohearts' audit of #1797 (issuecomment-4322526174)")
+    # The audit (~04-25) was held against #1797 itself, a PR opened on 04-22: submissions are
+    # ordered by PR creation time (R-ORDER-CHRONO), so the ruling binds from that PR's date on.
+    RULING = Ruling("R-SMEAR-BOS", date="2026-04-22",
+                    source="cocohearts' audit of #1797 (issuecomment-4322526174, ~04-25), held against #1797 (opened 04-22)")
 
     VALID = [
         CodeCase("SmearGate with a not_bos mask from the caller", _SMEAR_MASKED),

@@ -58,6 +58,7 @@ from .program import LocalInfo, Program, Site, base_name, container_name, target
 
 DATA_ROOTS = ("VAL", "TRAIN", "GEN")
 _IDENT_RE = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+_WIDENED_RE = re.compile(r"<loop@(\d+)>$")
 # attributes of tensors that keep the tensor's data (never looked up as object attributes)
 _TENSOR_ATTRS = frozenset({"T", "mT", "data", "grad", "real", "imag", "weight", "bias"})
 MAX_ROUNDS = 5
@@ -316,14 +317,30 @@ class State:
 
 def _same_step(a: Elem, b: Elem) -> bool:
     """Path steps select the same data. A step a helper exported as "near its parameter"
-    (`[j~]`) matches any step of the same loop iteration."""
+    (`[j~]`) matches any step of the same loop iteration. A step a finished loop widened
+    (`<loop@N>`, see ``Simulation.collapse``) stands for everything that loop went over in
+    the same outer iterations: it matches any step selected in some iteration of loop N."""
     if a.text.endswith("~]") or b.text.endswith("~]"):
         return a.tags == b.tags
-    return a == b
+    if a == b:
+        return True
+    return _within_loop(a, b) or _within_loop(b, a)
+
+
+def _within_loop(widened: Elem, e: Elem) -> bool:
+    m = _WIDENED_RE.match(widened.text)
+    if m is None or e.text == widened.text:
+        return False
+    lid = int(m.group(1))
+    return any(t[0] == lid for t in e.tags) and set(widened.tags) <= set(e.tags)
 
 
 def _same_path(a: tuple, b: tuple) -> bool:
     return all(_same_step(x, y) for x, y in zip(a, b))
+
+
+def _same_path_exactly(a: Origin, b: Origin) -> bool:
+    return all(x == y or x.text.endswith("~]") or y.text.endswith("~]") for x, y in zip(a.path, b.path))
 
 
 def overlaps(a: Origin, b: Origin) -> bool:
@@ -1015,14 +1032,17 @@ class Simulation:
         lid = loop.lid
 
         def widen(o: Origin) -> Origin:
+            # the first step chosen per iteration becomes "what the loop went over"; the
+            # steps after it keep selecting within each of those (`doc[b]` then its chunk
+            # `[co:co + cl]`), no longer tied to one iteration
             for i, e in enumerate(o.path):
-                tags = [t for t in e.tags if t[0] == lid]
-                if not tags:
+                if not any(t[0] == lid for t in e.tags):
                     continue
                 outer = tuple(t for t in e.tags if t[0] != lid)
-                if not outer:
+                if not outer and i == len(o.path) - 1:
                     return Origin(o.root, o.path[:i], o.via)
-                return Origin(o.root, o.path[:i] + (Elem(f"<loop@{lid}>", outer),), o.via)
+                rest = tuple(Elem(r.text, tuple(t for t in r.tags if t[0] != lid), r.names) for r in o.path[i + 1:])
+                return Origin(o.root, o.path[:i] + (Elem(f"<loop@{lid}>", outer),) + rest, o.via)
             return o
 
         scored: dict[Origin, Event] = {}
@@ -1467,7 +1487,7 @@ class Simulation:
                     continue  # the same scoring statement, later in its loop: the same pass
                 if overlaps(o, key):
                     first = next((e for k, e in st.scored.items() if overlaps(k, o) and e.seq < ad.event.seq), None)
-                    self.incident(ev, ad, o, first)
+                    self.incident(ev, ad, o, first, widened=not _same_path_exactly(o, key))
             if o not in st.scored:
                 st.scored[o] = ev
             # adaptations this score came after are now on scored data: scoring the same
@@ -1536,20 +1556,31 @@ class Simulation:
                 return True
         return False
 
-    def incident(self, score: Event, ad: Adapt, origin: Origin, first: Event | None = None) -> None:
+    def incident(self, score: Event, ad: Adapt, origin: Origin, first: Event | None = None,
+                 widened: bool = False) -> None:
         upd = ad.event
         # loops both events sit in, with the iteration each happened in
         common = [(l, i_u, dict((id(x), j) for x, j in score.loops)[id(l)])
                   for l, i_u in upd.loops if any(x is l for x, _j in score.loops)]
         same_iteration = all(i_u == i_s for _l, i_u, i_s in common)
+        if widened:
+            # matched only through what a finished inner loop went over: that says something
+            # only about a later iteration of an outer loop that does not select the data
+            # (an epoch loop sees the same chunks again); a loop that does (a chunk loop)
+            # moved on, and outside a common loop the match is too coarse to report
+            moving = {t[0] for t in origin.tags}
+            if same_iteration or ad.detail == "slot" or \
+                    any(i_u != i_s and l.lid in moving for l, i_u, i_s in common):
+                return
         if ad.detail == "slot":
             kind = "rescore_after_calibration" if ad.scored else "slot_scored_region"
-        elif ad.scored:
-            kind = "rescore_after_adapt"
         elif common and not same_iteration:
             # trained on in an earlier pass of a loop (an epoch) that scores the same data
-            # again later: the scoring is not of the first encounter
+            # again later: the scoring is not of the first encounter (whether or not the
+            # earlier pass scored it too)
             kind = "score_after_epoch_update"
+        elif ad.scored:
+            kind = "rescore_after_adapt"
         else:
             kind = "update_before_score" if common else "adapt_before_score"
         key = (kind, id(score.site.stmt), id(upd.site.stmt), id(score.site.x), id(upd.site.x))
