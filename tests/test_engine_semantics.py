@@ -481,13 +481,14 @@ def test_a_helper_that_does_not_parse_leaves_the_checks_incomplete(tmp_path):
         ''', files={"broken_helper.py": "def run(:\n    return 1\n"})
     from pgolf_audit import registry
 
-    # the rules that read the code; PG111 reads the README and shell scripts, not the code
+    # the rules that read the code; PG111 and PG112 read the README, scripts and logs, not the code
     code_rules = {cls.CODE for cls in registry.all_rules() if cls.CODE.startswith("PG1") and cls.KIND == "ast"}
     statuses = {c.code: c for c in result.checks if c.code in code_rules}
     assert statuses and all(c.status is CheckStatus.INCOMPLETE for c in statuses.values())
     assert "broken_helper.py" in next(iter(statuses.values())).reason
     others = {c.code: c.status for c in result.checks if c.code.startswith("PG1") and c.code not in code_rules}
-    assert others == {"PG111": CheckStatus.SKIP}  # no README or shell script in the folder
+    # no README or shell script (PG111), no data-preparation script (PG112) in the folder
+    assert others == {"PG111": CheckStatus.SKIP, "PG112": CheckStatus.SKIP}
     assert result.verdict.value != "PASS"
 
 
