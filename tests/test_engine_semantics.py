@@ -280,6 +280,31 @@ def test_a_flag_copied_through_an_attribute_alias_is_read_from_the_log(tmp_path)
     assert "smear_gate_enabled=False at train_seed42.log" in found[0].message
 
 
+def test_a_flag_whose_default_is_not_decidable_gives_at_most_a_warning(tmp_path):
+    """`os.environ.get("SMEAR", "1" if world_size > 1 else "0")`: the guard is on a flag whose
+    value no log prints and the code cannot compute; the mixer behind it may not run."""
+    code = '''
+        import os
+
+        import torch
+
+
+        def smear(x, world_size):
+            use_smear = bool(int(os.environ.get("SMEAR", "1" if world_size > 1 else "0")))
+            if use_smear:
+                g = torch.sigmoid(x.mean())
+                x = torch.cat([x[:, :1], x[:, 1:] + g * x[:, :-1]], dim=1)
+            return x
+
+
+        print(f"final val_bpb:{eval_val(smear(load_validation_tokens('fineweb_val_000000.bin'), get_world())):.4f}")
+        '''
+    result = audit(tmp_path, code, logs={"train_steps": "10"}, date="2026-04-28")
+    found = codes(result, "PG110")
+    assert found and found[0].severity is Severity.WARNING
+    assert "`use_smear` is not decidable" in found[0].message
+
+
 def test_a_counter_updated_in_place_is_not_its_initial_value(tmp_path):
     """`if self.total < 100: return` with `self.total += n` elsewhere: the guard is not
     decided by the `__init__` value, so the mixer after it is not dead code."""

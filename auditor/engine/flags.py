@@ -44,11 +44,13 @@ class FlagUse:
     key: str                 # the name the code assigns it to (attribute or variable)
     env: str | None          # the environment variable
     value: Any               # the value it had in that run
-    source: str              # "log" or "default"
+    source: str              # "log", "default" or "undecided" (a default the evaluator cannot compute)
     log: str | None = None   # log file that printed it
     line: int | None = None  # line in that log
 
     def describe(self) -> str:
+        if self.source == "undecided":
+            return f"{self.key} ({self.env} unset; its default is not decidable statically)"
         shown = f"{self.key}={self.value!r}" if not isinstance(self.value, str) else f"{self.key}={self.value}"
         if self.source == "log" and self.log:
             return f"{shown} at {self.log}:{self.line}" if self.line else f"{shown} in {self.log}"
@@ -356,6 +358,9 @@ class Evaluator:
             return UNKNOWN
         default = self.value(default_x, func, depth + 1) if default_x is not None else None
         if default is UNKNOWN:
+            # still a flag (`os.environ.get("NGRAM_CACHE", "1" if world_size > 1 else "0")`):
+            # a guard on it is undecided, not a data-dependent condition to pass over
+            self.uses.append(FlagUse(key or env, env, UNKNOWN, "undecided"))
             return UNKNOWN
         self.uses.append(FlagUse(key or env, env, default, "default"))
         return default
