@@ -40,6 +40,41 @@ if __name__ == "__main__":
 PREFIX_GATE = WITHIN_GATE.replace("(~is_ws[tokens[p]])", "(~is_ws[tokens[p - 1]])")
 
 
+
+# a backoff lookup that takes the targets to read the probability, and returns beside it a
+# match mask and the matched order computed from context counts only (#826, #921)
+_LOOKUP = '''
+import numpy as np
+
+
+class NgramCache:
+    def lookup(self, tokens, positions, targets):
+        probs = np.zeros(len(positions))
+        matched = np.zeros(len(positions), dtype=bool)
+        orders = np.zeros(len(positions), dtype=np.int32)
+        for n in range(self.max_order, 1, -1):
+            ctx_counts = self.ctx_tables[n][hash_context(tokens, positions, n)]
+            has_data = ctx_counts >= self.min_count
+            full_counts = self.full_tables[n][hash_full(tokens, positions, targets, n)]
+            probs[has_data] = np.minimum(full_counts, ctx_counts)[has_data] / ctx_counts[has_data]
+            matched[has_data] = True
+            orders[has_data] = n
+        return probs, matched, orders
+
+
+def mix(cache, tokens, positions, targets, p_model, entropy, order_mults):
+    p_ng, matched, orders = cache.lookup(tokens, positions, targets)
+    alpha = 0.2 + 0.6 / (1.0 + np.exp(-(entropy[matched] - 3.0)))
+    alpha = alpha * order_mults[orders[matched] - 2]
+    final = p_model.copy()
+    final[matched] = (1.0 - alpha) * p_model[matched] + alpha * p_ng[matched]
+    return -np.log(final).sum()
+
+
+print(f"final val_bpb:{mix(NgramCache(), val_tokens, positions, targets, p_model, entropy, order_mults):.4f}")
+'''
+
+
 class GateOnScoredToken(AstRule):
     """Whether, or how much, an expert is used depends on a property of the scored token.
 
@@ -81,6 +116,8 @@ class GateOnScoredToken(AstRule):
 
     VALID = [
         CodeCase("a within-word gate on the previous token (the prefix)", PREFIX_GATE),
+        CodeCase("a mixture weight from the match mask and order a target-taking lookup computes from the context",
+                 _LOOKUP),
         CodeCase("byte counting for the bpb denominator reads target properties by design", '''
             import torch
 
@@ -98,6 +135,9 @@ class GateOnScoredToken(AstRule):
                  message_contains=("disabled in every logged run", "ngram_within_beta=0.0")),
         CodeCase("the within-word gate left at its default weight in the logged run", WITHIN_GATE, line=11,
                  severity=Severity.ERROR, log_hyperparameters={"ngram_beta": "1.0"}, message_contains=("default",)),
+        CodeCase("the same lookup whose match mask is set only where the target was seen after the context",
+                 _LOOKUP.replace("matched[has_data] = True", "matched[has_data & (full_counts > 0)] = True"),
+                 line=21, message_contains=("gate", "entropy[matched]")),
         CodeCase("an n-gram used only when the target was seen after this context", '''
             import numpy as np
 

@@ -117,6 +117,7 @@ class TokenFacts:
                 tainted.add(n)
         tainted |= loss_target_names(self.program, self.func)
         positions = loop_positions(self.func)
+        unpacked = _unpacked_results(self.program, self.func)
         self.tainted = tainted
         changed = True
         while changed:
@@ -124,10 +125,14 @@ class TokenFacts:
             for name, values in self.info.defs.items():
                 if name in tainted or name in positions:
                     continue
-                if any(self._is_target_expr(v) for v in values):
+                if any(self._unpacked_from_target(unpacked[(name, id(v))]) if (name, id(v)) in unpacked
+                       else self._is_target_expr(v) for v in values):
                     tainted.add(name)
                     changed = True
         return tainted
+
+    def _unpacked_from_target(self, arguments: list[ir.X]) -> bool:
+        return any(self._is_target_expr(a) for a in arguments)
 
     # -- table reads
     @cached_property
@@ -315,6 +320,100 @@ class TokenFacts:
 
 _SIZE_CALLS = frozenset({"len", "size", "numel", "dim", "range"})
 _SIZE_ATTRS = frozenset({"shape", "ndim", "dtype", "device"})
+
+
+def _unpacked_results(program: Program, func: ir.FunctionIR) -> dict[tuple[str, int], list[ir.X]]:
+    """`probs, matched, orders = cache.lookup(tokens, positions, targets)` with a local callee
+    that returns a tuple: for each unpacked name (and the call), the arguments its element
+    is computed from. A lookup that takes the targets to read the probability still returns
+    a match mask computed from the context only."""
+    out: dict[tuple[str, int], list[ir.X]] = {}
+    for s in ir.walk_statements(func.body):
+        if not (isinstance(s, ir.Assign) and s.op is None and isinstance(s.value, ir.Call) and len(s.targets) == 1):
+            continue
+        target = s.targets[0]
+        if not (isinstance(target, ir.Seq) and target.kind == "tuple" and all(isinstance(t, ir.Name) for t in target.items)):
+            continue
+        resolved = program.resolve(s.value, func)
+        if resolved is None or resolved.kind != "function":
+            continue
+        callee = resolved.target
+        per_element = _result_parameters(callee)
+        bound = _bind(s.value, callee, resolved.bound)
+        if per_element is None or len(per_element) != len(target.items) or bound is None:
+            continue
+        for item, params in zip(target.items, per_element):
+            out[(item.id, id(s.value))] = [bound[p] for p in params if p in bound]
+    return out
+
+
+def _bind(call: ir.Call, callee: ir.FunctionIR, bound: bool) -> dict[str, ir.X] | None:
+    """The callee's parameters and the argument expressions that fill them, or None when
+    the call unpacks arguments (`*args`, `**kw`) and the binding cannot be told."""
+    params = [p for p in callee.params]
+    if bound and params and params[0] in ("self", "cls"):
+        params = params[1:]
+    if any(p.startswith("*") for p in params[:len(call.args)]) or any(isinstance(a, ir.Other) and a.kind == "starred"
+                                                                        for a in call.args):
+        return None
+    out = dict(zip(params, call.args))
+    for k, v in call.kwargs.items():
+        if k is None or k.startswith("**"):
+            return None
+        out[k] = v
+    return out
+
+
+def _result_parameters(callee: ir.FunctionIR) -> list[set[str]] | None:
+    """Per element of the tuple the function returns, the parameters the element's value is
+    computed from (order ignored; a store into a container makes it depend on the index
+    and the value). None unless every return is a tuple of one length."""
+    cached = getattr(callee, "_result_parameters", False)
+    if cached is not False:
+        return cached
+    elements: list[set[str]] | None = None
+    deps: dict[str, set[str]] = {}
+    for st in ir.walk_statements(callee.body):
+        if isinstance(st, ir.Return):
+            value = st.value
+            if not (isinstance(value, ir.Seq) and value.kind == "tuple"):
+                elements = None
+                break
+            if elements is None:
+                elements = [set(item.names) for item in value.items]
+            elif len(elements) != len(value.items):
+                elements = None
+                break
+            else:
+                for k, item in enumerate(value.items):
+                    elements[k] |= set(item.names)
+        elif isinstance(st, ir.Assign):
+            value_names = set(st.value.names) if st.value is not None else set()
+            for t in st.targets:
+                for n in target_names(t):
+                    deps.setdefault(n, set()).update(value_names | (set(t.names) - {n}) | ({n} if st.op else set()))
+                if isinstance(t, (ir.Sub, ir.Attr)):
+                    base = container_name(t)
+                    if base:
+                        deps.setdefault(base, set()).update(value_names | set(t.names))
+        elif isinstance(st, ir.Loop) and st.target is not None and st.iter is not None:
+            for n in target_names(st.target):
+                deps.setdefault(n, set()).update(st.iter.names)
+    result = None
+    if elements is not None:
+        params = {p.lstrip("*") for p in callee.params}
+        result = []
+        for names in elements:
+            seen, todo = set(), list(names)
+            while todo:
+                n = todo.pop()
+                if n in seen:
+                    continue
+                seen.add(n)
+                todo.extend(deps.get(n, ()))
+            result.append(seen & params)
+    callee._result_parameters = result  # type: ignore[attr-defined]
+    return result
 
 
 def value_names(x: ir.X) -> set[str]:
