@@ -118,6 +118,23 @@ class GateOnScoredToken(AstRule):
         CodeCase("a within-word gate on the previous token (the prefix)", PREFIX_GATE),
         CodeCase("a mixture weight from the match mask and order a target-taking lookup computes from the context",
                  _LOOKUP),
+        # `target` here is a loader's share of sequences per shard, not a token
+        CodeCase("a training loader's per-shard quota named `target`", '''
+            import numpy as np
+
+
+            def shard_quotas(batch_size, remaining):
+                target = batch_size * remaining / remaining.sum()
+                quotas = np.floor(target).astype(np.int64)
+                extra = remaining.astype(np.int64) - quotas
+                shortfall = batch_size - int(quotas.sum())
+                for j in np.argsort(-extra):
+                    if shortfall > 0 and extra[j] > 0:
+                        quotas[j] += 1
+                        extra[j] -= 1
+                        shortfall -= 1
+                return quotas
+            '''),
         CodeCase("byte counting for the bpb denominator reads target properties by design", '''
             import torch
 

@@ -112,8 +112,10 @@ class TokenFacts:
         ``.size()``, ``.numel()``, ``.shape``) never carry a token's value."""
         tainted: set[str] = set()
         names = set(self.info.assigned) | {p.lstrip("*") for p in self.func.params} | set(self.func.name_refs)
+        params = {p.lstrip("*") for p in self.func.params}
         for n in names:
-            if TARGET_NAME_RE.match(n):
+            if TARGET_NAME_RE.match(n) and not (n not in params and self.info.defs.get(n)
+                                                and all(_quotient(v) for v in self.info.defs[n])):
                 tainted.add(n)
         tainted |= loss_target_names(self.program, self.func)
         positions = loop_positions(self.func)
@@ -248,7 +250,7 @@ class TokenFacts:
         """Names used in conditions that choose between computations."""
         names: set[str] = set()
         for s in self.program.statements(self.func):
-            if isinstance(s, ir.If):
+            if isinstance(s, ir.If) and not _records_only(s):
                 names |= s.test.names
         for _s, x in self.program.expressions(self.func):
             if isinstance(x, ir.Call) and isinstance(x.func, (ir.Attr, ir.Name)) and (
@@ -277,6 +279,10 @@ class TokenFacts:
         forward = self.info.closure_forward(outs) - outs
         for n in sorted(forward):
             if GATE_RE.search(n) and not BYTE_RE.search(n):
+                if read.target_dimension and _PROB_SINK_RE.search(n):
+                    # the distribution's value at the target flowing into the mixed
+                    # probability (`mix_p = (1 - a) * p + a * cache_p`) is what is scored
+                    continue
                 return True, n
         in_tests = sorted((outs | forward) & self.tests)
         if in_tests:
@@ -525,6 +531,24 @@ def _inside_condition(s: ir.S, target: ir.X) -> bool:
             if cond is not None and any(y is target for y in ir.walk(cond)):
                 return True
     return False
+
+
+def _quotient(x: ir.X) -> bool:
+    """A true division (`batch * remaining / total`): a share, never a token id, whatever the
+    variable is called (a loader's per-shard `target` quota)."""
+    return isinstance(x, ir.BinOp) and x.op == "/"
+
+
+def _records_only(s: ir.If) -> bool:
+    """An `if` without `else` whose body only appends to lists (`touched.append((p, y))`):
+    it notes what to update later and chooses between no computations."""
+    if s.orelse or not s.body:
+        return False
+    for inner in s.body:
+        if not (isinstance(inner, ir.ExprS) and isinstance(inner.value, ir.Call)
+                and isinstance(inner.value.func, ir.Attr) and inner.value.func.attr in ("append", "extend", "add")):
+            return False
+    return True
 
 
 def _state_update_body(s: ir.If) -> bool:
