@@ -428,6 +428,13 @@ def main() -> None:
     else:
         device = torch.device("cpu")
     if distributed and world_size > 1:
+        # Imported before the group exists: DistributedDataParallel imports this module lazily,
+        # and its functions take ``group=group.WORLD`` as a default evaluated at import, which
+        # would keep the default group alive past destroy_process_group. Its gloo worker threads
+        # would then outlive main() and could release a finished collective's tensors while the
+        # interpreter is finalizing: Python ends such a thread, and the C++ runtime aborts the
+        # process ("terminate called without an active exception", SIGABRT).
+        from torch.distributed.nn import functional as _  # noqa: F401
         dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world_size,
                                 **({"device_id": device} if use_cuda else {}))
     try:

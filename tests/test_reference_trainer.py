@@ -152,15 +152,36 @@ def test_wallclock_cap_stops_early(demo_data, tmp_path):
     assert final_step["step"] == stop[0]["step"] and final_step["tt"] == stop[0]["tt"]
 
 
+# Each torchrun worker runs the script as its __main__, then writes down the threads still
+# alive once main() has returned (Linux: /proc/self/task). A process group thread alive at
+# that point runs on while the interpreter finalizes, and can abort the process there (SIGABRT).
+AFTER_MAIN = """import os, runpy, sys
+sys.argv = ["train_gpt.py"]
+runpy.run_path("train_gpt.py", run_name="__main__")
+if os.path.isdir("/proc/self/task"):
+    names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    with open(f"threads_after_main_rank{os.environ['RANK']}.txt", "w") as f:
+        f.write(" ".join(sorted(names)))
+"""
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(demo_data, tmp_path):
     write_train_script(tmp_path / "train_gpt.py")
-    result = run_script(tmp_path, tiny_env(demo_data, TRAIN_BATCH_TOKENS=1024, WARMUP_STEPS=0, ITERATIONS=4),
-                        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+    (tmp_path / "after_main.py").write_text(AFTER_MAIN)
+    env = tiny_env(demo_data, TRAIN_BATCH_TOKENS=1024, WARMUP_STEPS=0, ITERATIONS=4)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "after_main.py"], cwd=tmp_path, env=full_env | env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / "logs" / "tiny.txt").read_text()
     assert re.search(r"^world_size:2 grad_accum_steps:1$", log, re.M)
     assert re.search(r"^final_int8_zstd_roundtrip_exact val_loss:\d+\.\d{8} val_bpb:\d+\.\d{8}$", log, re.M)
+    # destroy_process_group really ended the group: no gloo thread outlives main() on any rank
+    if os.path.isdir("/proc/self/task"):
+        after = {rank: (tmp_path / f"threads_after_main_rank{rank}.txt").read_text() for rank in (0, 1)}
+        assert not {rank: names for rank, names in after.items() if "gloo" in names}, after
 
 
 def test_training_is_deterministic_for_a_seed(demo_data, tmp_path, monkeypatch):
