@@ -54,7 +54,7 @@ from .patterns import (
     ACCUM_RE, COUNT_TABLE_RE, GENERATE_RE, NOT_ACCUM_RE, QUANT_CALL_RE, READ_CALL_RE, REPORTED_RE, SIZE_ATTRS, SIZE_CALLS,
     TARGET_NAME_RE, TRAIN_FILE_RE, TRAIN_NAME_RE, VAL_FILE_RE, VAL_NAME_RE, last_part,
 )
-from .program import LocalInfo, Program, Site, base_name, container_name, target_names
+from .program import LocalInfo, Program, Site, base_name, bind_arguments, container_name, target_names
 
 DATA_ROOTS = ("VAL", "TRAIN", "GEN")
 _IDENT_RE = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
@@ -315,16 +315,17 @@ class State:
             setattr(self, slot, getattr(other, slot))
 
 
-def _same_step(a: Elem, b: Elem) -> bool:
+def _same_step(a: Elem, b: Elem, across_loops: bool = True) -> bool:
     """Path steps select the same data. A step a helper exported as "near its parameter"
     (`[j~]`) matches any step of the same loop iteration. A step a finished loop widened
     (`<loop@N>`, see ``Simulation.collapse``) stands for everything that loop went over in
-    the same outer iterations: it matches any step selected in some iteration of loop N."""
+    the same outer iterations: it matches any step selected in some iteration of loop N
+    (unless ``across_loops`` is off)."""
     if a.text.endswith("~]") or b.text.endswith("~]"):
         return a.tags == b.tags
     if a == b:
         return True
-    return _within_loop(a, b) or _within_loop(b, a)
+    return across_loops and (_within_loop(a, b) or _within_loop(b, a))
 
 
 def _within_loop(widened: Elem, e: Elem) -> bool:
@@ -335,12 +336,8 @@ def _within_loop(widened: Elem, e: Elem) -> bool:
     return any(t[0] == lid for t in e.tags) and set(widened.tags) <= set(e.tags)
 
 
-def _same_path(a: tuple, b: tuple) -> bool:
-    return all(_same_step(x, y) for x, y in zip(a, b))
-
-
-def _same_path_exactly(a: Origin, b: Origin) -> bool:
-    return all(x == y or x.text.endswith("~]") or y.text.endswith("~]") for x, y in zip(a.path, b.path))
+def _same_path(a: tuple, b: tuple, across_loops: bool = True) -> bool:
+    return all(_same_step(x, y, across_loops) for x, y in zip(a, b))
 
 
 def overlaps(a: Origin, b: Origin) -> bool:
@@ -1313,21 +1310,18 @@ class Simulation:
 
     def inline(self, callee: ir.FunctionIR, bound: bool, x: ir.Call, receiver: frozenset, args: list, kwargs: dict,
                st: State) -> frozenset:
-        params = [p for p in callee.params]
+        exprs, receiver_param, _complete = bind_arguments(x, callee, bound)
+        # each bound expression with the origins the caller computed for it
+        positional_origins = {id(ax): ao for ax, ao in zip(x.args, args)}
         binding: dict[str, tuple[ir.X | None, frozenset]] = {}
-        positional = [p for p in params if not p.startswith("*")]
-        offset = 0
-        if bound and positional and positional[0] in ("self", "cls"):
-            binding[positional[0]] = (x.func.base if isinstance(x.func, ir.Attr) else None, receiver)
-            offset = 1
-        for i, (ax, ao) in enumerate(zip(x.args, args)):
-            if isinstance(ax, ir.Other) and ax.kind == "starred":
-                break
-            if i + offset < len(positional):
-                binding[positional[i + offset]] = (ax, ao)
-        for k, v in kwargs.items():
-            if k in positional:
-                binding[k] = (x.kwargs[k], v)
+        for pname, ax in exprs.items():
+            if pname == receiver_param:
+                binding[pname] = (ax, receiver)
+            elif x.kwargs.get(pname) is ax:
+                if pname in kwargs:
+                    binding[pname] = (ax, kwargs[pname])
+            elif id(ax) in positional_origins:
+                binding[pname] = (ax, positional_origins[id(ax)])
         # parameters learn their origins from callers (concrete data only)
         summary = self.a.summaries.setdefault(callee, Summary())
         for pname, (_px, porigins) in binding.items():
@@ -1487,7 +1481,7 @@ class Simulation:
                     continue  # the same scoring statement, later in its loop: the same pass
                 if overlaps(o, key):
                     first = next((e for k, e in st.scored.items() if overlaps(k, o) and e.seq < ad.event.seq), None)
-                    self.incident(ev, ad, o, first, widened=not _same_path_exactly(o, key))
+                    self.incident(ev, ad, o, first, widened=not _same_path(o.path, key.path, across_loops=False))
             if o not in st.scored:
                 st.scored[o] = ev
             # adaptations this score came after are now on scored data: scoring the same

@@ -432,6 +432,33 @@ def container_name(x: ir.X | None) -> str | None:
     return None
 
 
+def bind_arguments(call: ir.Call, callee: ir.FunctionIR, bound: bool
+                   ) -> tuple[dict[str, ir.X | None], str | None, bool]:
+    """Which argument expression fills each named parameter of ``callee`` at ``call``: the
+    binding, the parameter the receiver fills (``self`` of a method called on an instance,
+    bound to the receiver expression), and whether the binding is complete (no starred
+    argument stopped it, no positional argument went past the named parameters)."""
+    positional = [p for p in callee.params if not p.startswith("*")]
+    binding: dict[str, ir.X | None] = {}
+    receiver = None
+    offset = 0
+    if bound and positional and positional[0] in ("self", "cls"):
+        receiver = positional[0]
+        binding[receiver] = call.func.base if isinstance(call.func, ir.Attr) else None
+        offset = 1
+    complete = len(call.args) + offset <= len(positional)
+    for i, ax in enumerate(call.args):
+        if isinstance(ax, ir.Other) and ax.kind == "starred":
+            complete = False
+            break
+        if i + offset < len(positional):
+            binding[positional[i + offset]] = ax
+    for k, v in call.kwargs.items():
+        if k in positional:
+            binding[k] = v
+    return binding, receiver, complete
+
+
 def _closure(names, edges: dict, limit: int) -> set[str]:
     """Every name reachable from ``names`` along ``edges``, stopping past ``limit`` names."""
     seen = set(names)

@@ -34,7 +34,7 @@ from . import ir
 from .patterns import (
     BYTE_RE, COUNT_TABLE_RE, DISTRIBUTION_RE, GATE_RE, TARGET_NAME_RE, TOKEN_STREAM_NAME_RE, TOKEN_STREAM_RE, VAL_NAME_RE,
 )
-from .program import LocalInfo, Program, Site, container_name, target_names
+from .program import LocalInfo, Program, Site, bind_arguments, container_name, target_names
 
 _PROB_SINK_RE = re.compile(r"^p(?:_|$)|prob|mix|blend|nll|loss|logp|log_p|lp$|score|bits|^q(?:_|$)", re.I)
 _LOG_CALLS = {"log", "log2", "log1p", "log_softmax"}
@@ -111,8 +111,8 @@ class TokenFacts:
         values: the index of ``enumerate``, a ``range`` loop variable and sizes (``len``,
         ``.size()``, ``.numel()``, ``.shape``) never carry a token's value."""
         tainted: set[str] = set()
-        names = set(self.info.assigned) | {p.lstrip("*") for p in self.func.params} | set(self.func.name_refs)
         params = {p.lstrip("*") for p in self.func.params}
+        names = set(self.info.assigned) | params | set(self.func.name_refs)
         for n in names:
             if TARGET_NAME_RE.match(n) and not (n not in params and self.info.defs.get(n)
                                                 and all(_quotient(v) for v in self.info.defs[n])):
@@ -354,20 +354,12 @@ def _unpacked_results(program: Program, func: ir.FunctionIR) -> dict[tuple[str, 
 
 
 def _bind(call: ir.Call, callee: ir.FunctionIR, bound: bool) -> dict[str, ir.X] | None:
-    """The callee's parameters and the argument expressions that fill them, or None when
-    the call unpacks arguments (`*args`, `**kw`) and the binding cannot be told."""
-    params = [p for p in callee.params]
-    if bound and params and params[0] in ("self", "cls"):
-        params = params[1:]
-    if any(p.startswith("*") for p in params[:len(call.args)]) or any(isinstance(a, ir.Other) and a.kind == "starred"
-                                                                        for a in call.args):
+    """The callee's parameters and the argument expressions that fill them (the receiver
+    left out), or None when starred or surplus arguments leave the binding open."""
+    binding, receiver, complete = bind_arguments(call, callee, bound)
+    if not complete:
         return None
-    out = dict(zip(params, call.args))
-    for k, v in call.kwargs.items():
-        if k is None or k.startswith("**"):
-            return None
-        out[k] = v
-    return out
+    return {p: x for p, x in binding.items() if p != receiver and x is not None}
 
 
 def _result_parameters(callee: ir.FunctionIR) -> list[set[str]] | None:
